@@ -1,0 +1,1 @@
+"""The dialer and the calls it places or answers (async)."""

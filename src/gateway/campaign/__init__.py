@@ -1,0 +1,1 @@
+"""Campaigns: what a campaign is and which contact is due when (pure)."""

@@ -1,0 +1,56 @@
+"""The ``gateway`` command.
+
+Each command group lives in its own edge module and registers its sub-commands here; this module
+only builds the parser and turns a :class:`ConfigError` or a user error into a message and an
+exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from gateway import __version__
+from gateway.config import ConfigError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="SIP robocall gateway: calls only where the law allows it, and proves it.",
+    )
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    from gateway import cli_sip
+
+    cli_sip.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ConfigError, UserError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

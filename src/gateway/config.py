@@ -1,0 +1,212 @@
+"""The gateway's configuration: one TOML file mapped onto frozen dataclasses.
+
+Every key has a default where one makes sense, so a file holding only ``[sip] listen`` and one
+trunk runs. A key the gateway does not know is an error that names it (with its table), because
+a misspelt ``pasword`` silently ignored is a trunk that never authenticates.
+
+Standard library only: the cores never see this module; ``app.py`` and ``cli.py`` pass plain
+values down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "MediaConfig",
+    "SipConfig",
+    "StoreConfig",
+    "TlsConfig",
+    "TrunkConfig",
+    "load",
+    "loads",
+]
+
+
+class ConfigError(ValueError):
+    """The configuration file is wrong; the message names the key and the file."""
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS for the SIP listener and for trunks reached over ``transport=tls``."""
+
+    #: PEM certificate chain presented by the gateway's TLS listener ("" = no TLS listener).
+    certificate: str = ""
+    #: PEM private key of that certificate.
+    private_key: str = ""
+    #: PEM bundle of the authorities that trunk certificates must chain to ("" = system store).
+    ca_file: str = ""
+    #: Verify the trunk's certificate and host name (RFC 5922). Turn off only for a lab.
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    """The SIP user agent: where it listens and its RFC 3261 timers."""
+
+    #: ``transport:host:port`` for each socket; IPv6 hosts in brackets (``udp:[::1]:5060``).
+    listen: tuple[str, ...] = ("udp:127.0.0.1:5060",)
+    #: RFC 3261 section 17.1.1.1: round-trip estimate, seconds.
+    t1: float = 0.5
+    #: Maximum retransmission interval for non-INVITE requests and INVITE responses, seconds.
+    t2: float = 4.0
+    #: Maximum time a message stays in the network, seconds.
+    t4: float = 5.0
+    #: Largest message accepted, in bytes; a bigger one on a stream closes the connection.
+    max_message_size: int = 65536
+    #: Value of the User-Agent and Server headers.
+    user_agent: str = "gateway/0.1"
+    #: Follow 3xx redirections (``true``) or end the call with the 3xx as its cause (``false``).
+    follow_redirects: bool = True
+    #: Most redirections followed for one call.
+    max_redirects: int = 3
+    #: Session interval requested in Session-Expires (RFC 4028), seconds; 0 = no session timer.
+    session_expires: int = 1800
+    #: Smallest session interval accepted (RFC 4028 Min-SE), seconds.
+    min_se: int = 90
+    #: Seconds an idle TCP or TLS connection is kept open.
+    idle_timeout: float = 300.0
+    #: Datagrams per second accepted from one address that is not a trunk before it is ignored.
+    stranger_rate: int = 50
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """A SIP trunk: where calls go, and what it takes to be let through."""
+
+    #: SIP URI of the trunk; ``;transport=tcp`` or ``;transport=tls`` selects the transport.
+    uri: str
+    #: Digest user name, when the trunk challenges (401 or 407).
+    username: str = ""
+    #: Digest password.
+    password: str = ""
+    #: Host part of From for calls placed on this trunk ("" = the trunk's host).
+    from_domain: str = ""
+    #: Seconds between OPTIONS keep-alives; 0 = none.
+    keepalive_interval: float = 30.0
+    #: Further source addresses (``host`` or ``host:port``) accepted as this trunk.
+    allowed_sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """RTP: the ports calls take and how they are sent."""
+
+    #: First RTP port (even); RTCP takes the next one.
+    rtp_port_min: int = 20000
+    #: Last RTP port.
+    rtp_port_max: int = 29999
+    #: Address the RTP sockets bind to and the SDP advertises ("" = the SIP listener's).
+    address: str = ""
+    #: Payload type offered for telephone-event/8000.
+    telephone_event_payload_type: int = 101
+    #: Send to where the far end's packets come from (NAT), rather than to its SDP address.
+    latch: bool = True
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the gateway keeps its records."""
+
+    #: ``sqlite:///path/gateway.db`` or ``postgresql://user@host:port/db``.
+    url: str = "sqlite:///gateway.db"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration file."""
+
+    sip: SipConfig = field(default_factory=SipConfig)
+    trunks: dict[str, TrunkConfig] = field(default_factory=dict)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+
+def load(path: str | Path) -> Config:
+    """Read and check the TOML file at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    return loads(text, source=str(p))
+
+
+def loads(text: str, source: str = "<config>") -> Config:
+    """Parse TOML text into a checked :class:`Config`; errors name ``source`` and the key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    return _build(Config, data, "", source)
+
+
+def _build(cls: type[Any], data: Any, where: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: [{where}] must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        names = ", ".join(_join(where, k) for k in unknown)
+        raise ConfigError(f"{source}: unknown key {names}")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = _join(where, name)
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], key, source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{source}: missing key {key}")
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, source)
+    if origin is dict:
+        _, vtype = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{key}] must be a table")
+        return {k: _convert(vtype, v, f"{key}.{k}", source) for k, v in value.items()}
+    if origin is tuple:
+        (itype, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list")
+        return tuple(_convert(itype, v, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, key, source)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: {key} must be a number, not {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {key} must be an integer, not {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be true or false, not {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} must be a string, not {value!r}")
+        return value
+    raise ConfigError(f"{source}: {key}: unsupported type {tp!r}")  # pragma: no cover
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key

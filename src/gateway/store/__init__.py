@@ -1,0 +1,1 @@
+"""Persistence: one schema, SQLite (embedded default) and PostgreSQL (several nodes)."""
