@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway import __version__
+from gateway import __version__, cli_sip
 from gateway.config import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -31,8 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-
-    from gateway import cli_sip
 
     cli_sip.register(sub)
     return parser

@@ -148,7 +148,8 @@ def loads(text: str, source: str = "<config>") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    return _build(Config, data, "", source)
+    config: Config = _build(Config, data, "", source)
+    return config
 
 
 def _build(cls: type[Any], data: Any, where: str, source: str) -> Any:
@@ -172,7 +173,7 @@ def _build(cls: type[Any], data: Any, where: str, source: str) -> Any:
 
 def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, key, source)
     if origin is dict:
         _, vtype = typing.get_args(tp)
