@@ -13,13 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gateway import __version__, cli_sip
+from gateway.cli_common import UserError
 from gateway.config import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
