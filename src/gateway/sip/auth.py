@@ -1,0 +1,526 @@
+"""HTTP digest authentication for SIP, mostly the UAC side.
+
+RFC 3261 section 22 (SIP's use of digest), RFC 2617 (digest with qop), RFC 7616 (SHA-256,
+SHA-512/256, ``-sess`` variants) and RFC 8760 (several challenges in order of preference).
+
+A trunk that answers 401 sends ``WWW-Authenticate`` and expects ``Authorization``; a proxy that
+answers 407 sends ``Proxy-Authenticate`` and expects ``Proxy-Authorization`` (section 22.3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+class ParseError(ValueError):
+    """A malformed challenge or credentials value (answered with ``status`` when received).
+
+    Stands in for ``gateway.sip.errors.ParseError`` until that module lands.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+__all__ = [
+    "ALGORITHMS",
+    "Challenge",
+    "DigestError",
+    "DigestSession",
+    "ParseError",
+    "authorization",
+    "check_authorization",
+    "choose_challenge",
+    "parse_auth_params",
+]
+
+
+def _sha512_256(data: bytes) -> str:
+    return hashlib.new("sha512_256", data).hexdigest()
+
+
+def _md5(data: bytes) -> str:
+    # RFC 7616 keeps MD5 for backward compatibility; it is not used as a security hash here.
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _has_sha512_256() -> bool:
+    try:
+        _sha512_256(b"")
+    except ValueError:  # OpenSSL built without it
+        return False
+    return True
+
+
+_HASHES: dict[str, Callable[[bytes], str]] = {"MD5": _md5, "SHA-256": _sha256}
+if _has_sha512_256():
+    _HASHES["SHA-512-256"] = _sha512_256
+
+ALGORITHMS: tuple[str, ...] = tuple(name for base in _HASHES for name in (base, f"{base}-sess"))
+"""The algorithm names this module can answer, canonical spelling (RFC 7616 section 6.1)."""
+
+_KNOWN_ALGORITHMS = (
+    "MD5",
+    "MD5-sess",
+    "SHA-256",
+    "SHA-256-sess",
+    "SHA-512-256",
+    "SHA-512-256-sess",
+)
+
+# token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+# (RFC 3261 section 25.1). Proxies in the wild also put "/" , ":" and "@" in unquoted values,
+# so token *values* are read up to the next separator instead of being checked char by char.
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_LWS = " \t\r\n"
+
+
+class DigestError(ValueError):
+    """A challenge this module cannot answer (unsupported algorithm or qop, bad nc)."""
+
+
+def parse_auth_params(text: str) -> dict[str, str]:
+    """Parse ``auth-param *(COMMA auth-param)`` into a dict with lower-case names.
+
+    RFC 3261 section 25.1: ``auth-param = auth-param-name EQUAL ( token / quoted-string )``;
+    quoted strings may hold commas and ``quoted-pair`` escapes. Empty list elements (``a=1,,b=2``)
+    are skipped as RFC 7230 section 7 asks of list recipients.
+    """
+    params: dict[str, str] = {}
+    i, n = 0, len(text)
+    while True:
+        while i < n and (text[i] in _LWS or text[i] == ","):
+            i += 1
+        if i >= n:
+            return params
+        start = i
+        while i < n and text[i] in _TOKEN_CHARS:
+            i += 1
+        name = text[start:i].lower()
+        if not name:
+            raise ParseError(f"auth-param name expected at {text[start : start + 10]!r}")
+        while i < n and text[i] in _LWS:
+            i += 1
+        if i >= n or text[i] != "=":
+            raise ParseError(f"auth-param {name!r} has no '='")
+        i += 1
+        while i < n and text[i] in _LWS:
+            i += 1
+        if i < n and text[i] == '"':
+            value, i = _quoted_string(text, i)
+        else:
+            start = i
+            while i < n and text[i] not in _LWS and text[i] not in ',"':
+                i += 1
+            value = text[start:i]
+            if not value:
+                raise ParseError(f"auth-param {name!r} has an empty value")
+        if name in params:
+            # RFC 7616 section 3.3: each parameter at most once; a duplicate makes it ambiguous.
+            raise ParseError(f"auth-param {name!r} appears twice")
+        params[name] = value
+        while i < n and text[i] in _LWS:
+            i += 1
+        if i < n and text[i] != ",":
+            raise ParseError(f"',' expected after auth-param {name!r}")
+
+
+def _quoted_string(text: str, i: int) -> tuple[str, int]:
+    """Read the quoted-string opening at ``text[i]``; return its value and the next index."""
+    out: list[str] = []
+    i += 1
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            return "".join(out), i + 1
+        if c == "\\":
+            # quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+            if i + 1 >= n:
+                break
+            out.append(text[i + 1])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    raise ParseError("unterminated quoted-string in auth-params")
+
+
+def _quote(value: str) -> str:
+    """Format ``value`` as a quoted-string, escaping ``"`` and ``\\`` (RFC 3261 section 25.1)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _split_scheme(value: str) -> tuple[str, str]:
+    value = value.strip(_LWS)
+    for k, c in enumerate(value):
+        if c in _LWS:
+            return value[:k], value[k:]
+    return value, ""
+
+
+def _canonical_algorithm(name: str) -> str:
+    for known in _KNOWN_ALGORITHMS:
+        if known.lower() == name.lower():
+            return known
+    return name
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One ``WWW-Authenticate`` or ``Proxy-Authenticate`` digest challenge.
+
+    RFC 3261 section 25.1 ``digest-cln``; RFC 7616 section 3.3. ``algorithm`` is the canonical
+    spelling when known ("MD5" when absent, RFC 2617 section 3.2.1) and kept as sent otherwise;
+    ``qop`` holds the offered options in lower case, empty when the server sent none.
+    """
+
+    scheme: str
+    realm: str
+    nonce: str
+    opaque: str | None = None
+    algorithm: str = "MD5"
+    qop: tuple[str, ...] = ()
+    stale: bool = False
+    domain: str | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> Challenge:
+        """Parse a challenge header value such as ``Digest realm="x", nonce="y"``."""
+        scheme, rest = _split_scheme(value)
+        if scheme.lower() != "digest":
+            raise ParseError(f"unsupported authentication scheme {scheme or value!r}")
+        params = parse_auth_params(rest)
+        for required in ("realm", "nonce"):
+            if required not in params:
+                raise ParseError(f"digest challenge without {required}")
+        qop = tuple(
+            q.strip(_LWS).lower() for q in params.get("qop", "").split(",") if q.strip(_LWS)
+        )
+        return cls(
+            scheme="Digest",
+            realm=params["realm"],
+            nonce=params["nonce"],
+            opaque=params.get("opaque"),
+            algorithm=_canonical_algorithm(params.get("algorithm", "MD5")),
+            qop=qop,
+            # RFC 7616 section 3.3: "stale" is "true" case-insensitively; anything else is false.
+            stale=params.get("stale", "").lower() == "true",
+            domain=params.get("domain"),
+        )
+
+    @property
+    def supported(self) -> bool:
+        """Whether this module can answer the challenge (algorithm and qop known)."""
+        return self.algorithm in ALGORITHMS and (
+            not self.qop or "auth" in self.qop or "auth-int" in self.qop
+        )
+
+
+def choose_challenge(values: Sequence[str]) -> Challenge | None:
+    """Pick the first challenge we can answer among several header values.
+
+    RFC 8760 section 2.4: a server offering several algorithms sends one challenge per algorithm,
+    most preferred first, and the client uses the first one it supports. Values that do not parse
+    (another scheme such as Basic, a malformed challenge) are skipped.
+    """
+    for value in values:
+        try:
+            challenge = Challenge.parse(value)
+        except ParseError:
+            continue
+        if challenge.supported:
+            return challenge
+    return None
+
+
+def _response(
+    challenge_algorithm: str,
+    *,
+    username: str,
+    realm: str,
+    password: str,
+    nonce: str,
+    method: str,
+    uri: str,
+    qop: str | None,
+    nc_value: str,
+    cnonce: str,
+    body: bytes,
+) -> str:
+    """The ``request-digest`` of RFC 2617 section 3.2.2.1 and RFC 7616 section 3.4.1."""
+    base = challenge_algorithm.removesuffix("-sess")
+    h = _HASHES.get(base)
+    if h is None or challenge_algorithm not in ALGORITHMS:
+        raise DigestError(f"unsupported digest algorithm {challenge_algorithm!r}")
+
+    def hs(text: str) -> str:
+        return h(text.encode("utf-8"))
+
+    ha1 = hs(f"{username}:{realm}:{password}")
+    if challenge_algorithm.endswith("-sess"):
+        # RFC 7616 section 3.4.2: A1 = H(user:realm:pass) ":" nonce ":" cnonce
+        ha1 = hs(f"{ha1}:{nonce}:{cnonce}")
+    # RFC 7616 section 3.4.3: with auth-int, A2 = Method ":" request-uri ":" H(entity-body)
+    a2 = f"{method}:{uri}:{h(body)}" if qop == "auth-int" else f"{method}:{uri}"
+    ha2 = hs(a2)
+    if qop is None:
+        # RFC 2069 compatibility (RFC 2617 section 3.2.2.1), still seen on old SIP servers.
+        return hs(f"{ha1}:{nonce}:{ha2}")
+    return hs(f"{ha1}:{nonce}:{nc_value}:{cnonce}:{qop}:{ha2}")
+
+
+def _choose_qop(offered: tuple[str, ...]) -> str | None:
+    if not offered:
+        return None
+    if "auth" in offered:
+        return "auth"
+    if "auth-int" in offered:
+        return "auth-int"
+    raise DigestError(f"no supported qop among {offered!r}")
+
+
+def authorization(
+    challenge: Challenge,
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    nc: int,
+    cnonce: str,
+    body: bytes = b"",
+) -> str:
+    """The ``Authorization`` / ``Proxy-Authorization`` value answering ``challenge``.
+
+    RFC 3261 section 22.4: ``uri`` is the Request-URI of the request being authenticated.
+    With qop offered, "auth" is preferred and "auth-int" (a hash of ``body``) used only when
+    "auth" is not offered; ``nc`` is written as 8 hex digits (RFC 2617 section 3.2.2).
+    """
+    if not 1 <= nc <= 0xFFFFFFFF:
+        raise DigestError(f"nonce count {nc} out of range")
+    qop = _choose_qop(challenge.qop)
+    nc_value = f"{nc:08x}"
+    response = _response(
+        challenge.algorithm,
+        username=username,
+        realm=challenge.realm,
+        password=password,
+        nonce=challenge.nonce,
+        method=method,
+        uri=uri,
+        qop=qop,
+        nc_value=nc_value,
+        cnonce=cnonce,
+        body=body,
+    )
+    parts = [
+        f"username={_quote(username)}",
+        f"realm={_quote(challenge.realm)}",
+        f"nonce={_quote(challenge.nonce)}",
+        f"uri={_quote(uri)}",
+        f"response={_quote(response)}",
+        f"algorithm={challenge.algorithm}",
+    ]
+    if qop is not None:
+        # cnonce and nc MUST be sent when qop is, and MUST NOT be otherwise (RFC 2617 3.2.2).
+        parts += [f"cnonce={_quote(cnonce)}", f"nc={nc_value}", f"qop={qop}"]
+    if challenge.opaque is not None:
+        # RFC 2617 section 3.2.2: opaque is returned unchanged.
+        parts.append(f"opaque={_quote(challenge.opaque)}")
+    return "Digest " + ", ".join(parts)
+
+
+def check_authorization(
+    value: str,
+    *,
+    method: str,
+    password: str,
+    realm: str,
+    nonce_ok: Callable[[str], bool] | None = None,
+    username: str | None = None,
+    body: bytes = b"",
+) -> bool:
+    """Server side: whether an ``Authorization`` value proves knowledge of ``password``.
+
+    For tests and the loopback test trunk. ``nonce_ok`` lets the caller reject nonces it did not
+    issue or that expired; ``username``, when given, must match too. A malformed value is False.
+    """
+    scheme, rest = _split_scheme(value)
+    if scheme.lower() != "digest":
+        return False
+    try:
+        params = parse_auth_params(rest)
+    except ParseError:
+        return False
+    try:
+        user, got_realm, nonce = params["username"], params["realm"], params["nonce"]
+        uri, response = params["uri"], params["response"]
+    except KeyError:
+        return False
+    if got_realm != realm or (username is not None and user != username):
+        return False
+    if nonce_ok is not None and not nonce_ok(nonce):
+        return False
+    qop = params.get("qop")
+    if qop is not None:
+        qop = qop.lower()
+        if qop not in ("auth", "auth-int") or "nc" not in params or "cnonce" not in params:
+            return False
+    try:
+        expected = _response(
+            _canonical_algorithm(params.get("algorithm", "MD5")),
+            username=user,
+            realm=realm,
+            password=password,
+            nonce=nonce,
+            method=method,
+            uri=uri,
+            qop=qop,
+            nc_value=params.get("nc", ""),
+            cnonce=params.get("cnonce", ""),
+            body=body,
+        )
+    except DigestError:
+        return False
+    return hmac.compare_digest(expected.encode(), response.lower().encode("utf-8", "replace"))
+
+
+_MAX_NONCES = 64
+"""How many nonce counts a session remembers; older nonces are stale at any real server."""
+
+WWW_AUTHORIZATION = "Authorization"
+PROXY_AUTHORIZATION = "Proxy-Authorization"
+
+
+class DigestSession:
+    """Digest credentials of one trunk, with the nonce counts and the challenges seen.
+
+    RFC 3261 section 22.3 lets a UAC cache credentials per realm and send them pre-emptively in
+    later requests (:meth:`reuse`); RFC 2617 section 3.2.2 makes each reuse of a nonce carry the
+    next nonce count. Random cnonces come from the ``rng`` the caller passes.
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self._password = password
+        # (header name, realm) -> latest challenge; a realm's newest challenge replaces older ones.
+        self._cached: dict[tuple[str, str], Challenge] = {}
+        # nonce -> last nonce count used; insertion-ordered so the oldest nonce is evicted first.
+        self._nc: dict[str, int] = {}
+        # nonce -> cnonce, for "-sess" algorithms whose session key embeds the first cnonce.
+        self._sess_cnonce: dict[str, str] = {}
+
+    def answer(
+        self,
+        challenge: Challenge,
+        *,
+        method: str,
+        uri: str,
+        rng: random.Random,
+        body: bytes = b"",
+        proxy: bool = False,
+        rejected: Sequence[str] = (),
+    ) -> str | None:
+        """Answer ``challenge`` (from a 401, or a 407 when ``proxy``), or None to give up.
+
+        ``rejected`` holds the ``Authorization`` (or ``Proxy-Authorization``) values that the
+        challenged request carried. RFC 3261 sections 22.2 and 22.3: if it already carried
+        credentials for this realm and the server challenges again without ``stale=true``, the
+        credentials are wrong and retrying is pointless: None, and the call fails with the 401
+        or 407. Two cases still earn one more try, because the password was not what failed:
+
+        - ``stale=true``: only the nonce expired (RFC 2617 section 3.2.1);
+        - the rejected credentials were sent pre-emptively (a nonce count above 1 on a nonce
+          other than the one now offered): the server forgot its nonce, e.g. after a restart.
+        """
+        if not challenge.supported:
+            return None
+        if not challenge.stale:
+            for value in rejected:
+                if _proves_wrong_credentials(value, challenge):
+                    return None
+        header = PROXY_AUTHORIZATION if proxy else WWW_AUTHORIZATION
+        self._cached[(header, challenge.realm)] = challenge
+        return self._authorize(challenge, method=method, uri=uri, rng=rng, body=body)
+
+    def reuse(
+        self, method: str, uri: str, rng: random.Random, body: bytes = b""
+    ) -> list[tuple[str, str]]:
+        """Credentials for a new request from the cached challenges, as (header name, value).
+
+        Pre-authenticates later requests (BYE, in-dialog re-INVITE, the next INVITE) so that a
+        server that challenges every request does not cost a round trip each time; the nonce
+        count increases with each use (RFC 2617 section 3.2.2). Empty when nothing is cached.
+        """
+        return [
+            (header, self._authorize(challenge, method=method, uri=uri, rng=rng, body=body))
+            for (header, _realm), challenge in self._cached.items()
+        ]
+
+    def forget(self) -> None:
+        """Drop the cached challenges, e.g. after the trunk's credentials changed."""
+        self._cached.clear()
+        self._nc.clear()
+        self._sess_cnonce.clear()
+
+    def _authorize(
+        self, challenge: Challenge, *, method: str, uri: str, rng: random.Random, body: bytes
+    ) -> str:
+        nonce = challenge.nonce
+        nc = self._nc.pop(nonce, 0) + 1
+        self._nc[nonce] = nc  # re-insert: most recently used last
+        while len(self._nc) > _MAX_NONCES:
+            old = next(iter(self._nc))
+            del self._nc[old]
+            self._sess_cnonce.pop(old, None)
+        if challenge.algorithm.endswith("-sess"):
+            cnonce = self._sess_cnonce.setdefault(nonce, _new_cnonce(rng))
+        else:
+            cnonce = _new_cnonce(rng)
+        return authorization(
+            challenge,
+            method=method,
+            uri=uri,
+            username=self.username,
+            password=self._password,
+            nc=nc,
+            cnonce=cnonce,
+            body=body,
+        )
+
+
+def _new_cnonce(rng: random.Random) -> str:
+    # 96 random bits: enough that a server never sees the same cnonce twice (RFC 7616 3.4).
+    return f"{rng.getrandbits(96):024x}"
+
+
+def _proves_wrong_credentials(value: str, challenge: Challenge) -> bool:
+    """Whether rejected credentials ``value`` show that the password (or user) is wrong."""
+    scheme, rest = _split_scheme(value)
+    if scheme.lower() != "digest":
+        return False
+    try:
+        params = parse_auth_params(rest)
+    except ParseError:
+        return False
+    if params.get("realm") != challenge.realm:
+        return False  # credentials for another realm say nothing about this one
+    nc = params.get("nc")
+    if nc is None or params.get("nonce") == challenge.nonce:
+        # No nonce count (RFC 2069 style) cannot tell a pre-emptive answer from a direct one,
+        # and a server that rejects its own current nonce is rejecting the password.
+        return True
+    try:
+        return int(nc, 16) <= 1
+    except ValueError:
+        return True
