@@ -1,0 +1,260 @@
+"""SIP transactions: the four machines of RFC 3261 section 17 with RFC 6026, and their table.
+
+The machines live in :mod:`gateway.sip.transaction_client` and
+:mod:`gateway.sip.transaction_server`; this module gathers the public names and adds
+:class:`TransactionLayer`, which matches incoming messages to transactions (RFC 3261 sections
+17.1.3 and 17.2.3) and keeps one heap of deadlines for all of them, so that an endpoint holding
+thousands of transactions needs a single timer.
+
+Everything is sans-IO: methods that depend on time take ``now``; ``get_timer()`` gives the
+earliest deadline; ``handle_timer(now)`` fires what is due; ``take_outgoing()`` gives what to
+send.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import TypeVar
+
+from gateway.sip.errors import SipError
+from gateway.sip.message import Request, Response
+from gateway.sip.transaction_base import (
+    DEFAULT_TIMERS,
+    MAGIC_COOKIE,
+    TRYING_DELAY,
+    Key,
+    State,
+    Timer,
+    Timers,
+    Transaction,
+    TransactionError,
+    ack_2543_key,
+    has_rfc3261_branch,
+    server_key,
+)
+from gateway.sip.transaction_client import (
+    ClientTransaction,
+    InviteClientTransaction,
+    NonInviteClientTransaction,
+    build_ack,
+    client_key,
+    client_transaction,
+)
+from gateway.sip.transaction_server import (
+    InviteServerTransaction,
+    NonInviteServerTransaction,
+    ServerTransaction,
+    server_transaction,
+)
+
+__all__ = [
+    "DEFAULT_TIMERS",
+    "MAGIC_COOKIE",
+    "TRYING_DELAY",
+    "ClientTransaction",
+    "InviteClientTransaction",
+    "InviteServerTransaction",
+    "Key",
+    "NonInviteClientTransaction",
+    "NonInviteServerTransaction",
+    "ServerTransaction",
+    "State",
+    "Timer",
+    "Timers",
+    "Transaction",
+    "TransactionError",
+    "TransactionLayer",
+    "build_ack",
+    "client_key",
+    "client_transaction",
+    "has_rfc3261_branch",
+    "server_key",
+    "server_transaction",
+]
+
+_Tx = TypeVar("_Tx", bound=Transaction)
+
+
+class TransactionLayer:
+    """The table of live transactions of one endpoint, with one heap of their deadlines.
+
+    Add each transaction when it is created; match incoming messages with
+    :meth:`match_response`, :meth:`match_request` and :meth:`match_cancel` (dictionary look-ups);
+    drive time with :meth:`get_timer` and :meth:`handle_timer`, which also drops terminated
+    transactions ("destroyed immediately", RFC 3261 sections 17.1.1.2 and 17.2.1).
+
+    Each transaction tells the layer of every deadline it arms, and the layer pushes it on the
+    heap; entries whose timer was stopped or moved are skipped when they reach the top, and the
+    heap is rebuilt when stale entries outnumber live transactions.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[Key, ClientTransaction] = {}
+        self._servers: dict[Key, ServerTransaction] = {}
+        # RFC 2543 ACK matching: INVITE server transactions by everything but the To tag.
+        self._acks_2543: dict[Key, InviteServerTransaction] = {}
+        self._members: set[Transaction] = set()
+        self._heap: list[tuple[float, int, Transaction]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, tx: object) -> bool:
+        return tx in self._members
+
+    # -- registration -----------------------------------------------------------------------
+
+    def add_client(self, tx: ClientTransaction) -> None:
+        """Track a new client transaction; its responses will match by :func:`client_key`."""
+        old = self._clients.get(tx.key)
+        if old is not None and old.terminated:
+            self.remove(old)
+        elif old is not None:
+            raise TransactionError(f"a client transaction with key {tx.key!r} exists already")
+        self._clients[tx.key] = tx
+        self._admit(tx)
+
+    def add_server(self, tx: ServerTransaction) -> None:
+        """Track a new server transaction; retransmissions will match by :func:`server_key`."""
+        old = self._servers.get(tx.key)
+        if old is not None and old.terminated:
+            self.remove(old)
+        elif old is not None:
+            raise TransactionError(f"a server transaction with key {tx.key!r} exists already")
+        self._servers[tx.key] = tx
+        if isinstance(tx, InviteServerTransaction) and not has_rfc3261_branch(
+            tx.request.top_via.branch
+        ):
+            self._acks_2543[ack_2543_key(tx.request)] = tx
+        self._admit(tx)
+
+    def remove(self, tx: Transaction) -> None:
+        """Forget ``tx`` now (the layer also does it itself once ``tx`` is TERMINATED)."""
+        if tx not in self._members:
+            return
+        self._members.discard(tx)
+        tx.set_listener(None)
+        if isinstance(tx, ClientTransaction):
+            if self._clients.get(tx.key) is tx:
+                del self._clients[tx.key]
+        elif isinstance(tx, ServerTransaction):
+            if self._servers.get(tx.key) is tx:
+                del self._servers[tx.key]
+            if isinstance(tx, InviteServerTransaction):
+                ack_key = ack_2543_key(tx.request)
+                if self._acks_2543.get(ack_key) is tx:
+                    del self._acks_2543[ack_key]
+
+    # -- matching ---------------------------------------------------------------------------
+
+    def match_response(self, response: Response) -> ClientTransaction | None:
+        """The client transaction ``response`` belongs to (RFC 3261 section 17.1.3), or None.
+
+        A response whose Via or CSeq cannot be read matches nothing: RFC 3261 section 18.1.2
+        discards it.
+        """
+        try:
+            key = client_key(response)
+        except SipError:
+            return None
+        return self._live(self._clients.get(key))
+
+    def match_request(self, request: Request) -> ServerTransaction | None:
+        """The server transaction ``request`` belongs to (RFC 3261 section 17.2.3), or None.
+
+        A retransmission matches the transaction its original created; an ACK matches the INVITE
+        transaction whose non-2xx it acknowledges (same branch, or for RFC 2543 peers the same
+        Request-URI, From tag, Call-ID, CSeq number and top Via, with the To tag of the response
+        the transaction sent). A CANCEL matches its own transaction here; use
+        :meth:`match_cancel` for the INVITE it cancels.
+        """
+        tx = self._servers.get(server_key(request))
+        if (
+            tx is None
+            and request.method == "ACK"
+            and not has_rfc3261_branch(request.top_via.branch)
+        ):
+            invite = self._acks_2543.get(ack_2543_key(request))
+            if invite is not None and invite.response_to_tag == request.to.tag:
+                tx = invite
+        return self._live(tx)
+
+    def match_cancel(self, cancel: Request) -> InviteServerTransaction | None:
+        """The INVITE server transaction a CANCEL targets, or None (RFC 3261 section 9.2).
+
+        "the CANCEL request ... matches the transaction ... using the procedures in 17.2.3,
+        except that the method of the request is ignored": the key is computed as for INVITE.
+        """
+        tx = self._live(self._servers.get(server_key(cancel, method="INVITE")))
+        return tx if isinstance(tx, InviteServerTransaction) else None
+
+    # -- time -------------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline of any transaction, or None when none is pending."""
+        heap = self._heap
+        while heap and not self._is_live_entry(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def handle_timer(self, now: float) -> list[Transaction]:
+        """Fire every deadline due at ``now``; return the transactions concerned, in order.
+
+        The caller then takes each one's outgoing messages and reads its state (``timed_out``,
+        TERMINATED). Terminated transactions are removed from the table.
+        """
+        heap = self._heap
+        handled: list[Transaction] = []
+        seen: set[Transaction] = set()
+        while heap and heap[0][0] <= now:
+            _, _, tx = heapq.heappop(heap)
+            if tx in seen or tx not in self._members:
+                continue
+            deadline = tx.get_timer()
+            if tx.terminated or (deadline is not None and deadline <= now):
+                seen.add(tx)
+                tx.handle_timer(now)
+                handled.append(tx)
+        for tx in handled:
+            if tx.terminated:
+                self.remove(tx)
+        if len(heap) > 2 * len(self._members) + 64:
+            self._rebuild(now)
+        return handled
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _admit(self, tx: Transaction) -> None:
+        self._members.add(tx)
+        tx.set_listener(self._on_deadline)
+        deadline = tx.get_timer()
+        if deadline is not None:
+            self._on_deadline(tx, deadline)
+
+    def _on_deadline(self, tx: Transaction, deadline: float) -> None:
+        heapq.heappush(self._heap, (deadline, next(self._order), tx))
+
+    def _is_live_entry(self, entry: tuple[float, int, Transaction]) -> bool:
+        deadline, _, tx = entry
+        if tx not in self._members:
+            return False
+        # Every armed deadline was pushed, so the top entry is stale exactly when the
+        # transaction's earliest deadline is now later (that timer was stopped or fired).
+        return tx.terminated or tx.get_timer() == deadline
+
+    @staticmethod
+    def _live(tx: _Tx | None) -> _Tx | None:
+        # A transaction terminated outside a timer (transport_error) waits in the table for the
+        # next handle_timer; it matches nothing any more.
+        return None if tx is None or tx.terminated else tx
+
+    def _rebuild(self, now: float) -> None:
+        entries: list[tuple[float, int, Transaction]] = []
+        for tx in self._members:
+            deadline = now if tx.terminated else tx.get_timer()
+            if deadline is not None:
+                entries.append((deadline, next(self._order), tx))
+        heapq.heapify(entries)
+        self._heap = entries
