@@ -1,0 +1,514 @@
+"""SIP messages (RFC 3261 section 7): ``Request``, ``Response``, their header multidict, and
+``parse`` / ``bytes()``.
+
+``parse`` reads the start line and splits the header section into (name, value) pairs at once;
+everything else (Via, From, CSeq ...) is parsed on demand by the typed properties, which keeps the
+hot path short. Text is decoded as UTF-8 with ``surrogateescape``, so any octets a peer sends come
+back unchanged from ``bytes()``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from gateway.sip.checks import check_request, check_response
+from gateway.sip.errors import ParseError, SipError, VersionNotSupported, reason_phrase
+from gateway.sip.headers import (
+    LIST_HEADERS,
+    TOKEN,
+    TOKEN_RE,
+    CSeq,
+    NameAddr,
+    Via,
+    canonical_name,
+    split_header_list,
+)
+
+__all__ = [
+    "Headers",
+    "Message",
+    "Request",
+    "Response",
+    "check_request",
+    "check_response",
+    "parse",
+    "response_for",
+]
+
+# SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT      (ABNF strings are case-insensitive)
+_VERSION = r"[Ss][Ii][Pp]/[0-9]+\.[0-9]+"
+# Request-Line = Method SP Request-URI SP SIP-Version CRLF
+# Method = INVITEm / ACKm / OPTIONSm / BYEm / CANCELm / REGISTERm / extension-method (token)
+# Request-URI = SIP-URI / SIPS-URI / absoluteURI: uric characters, "%" escapes and the IPv6
+# brackets; never LWS, "<" or ">" (RFC 4475 sections 3.1.2.7 and 3.1.2.8).
+_REQUEST_LINE = re.compile(rf"({TOKEN}) ([A-Za-z0-9\-_.!~*'();/?:@&=+$,%\[\]]+) ({_VERSION})")
+# What a broken Request-Line still tells: enough to answer it with 400 or 505.
+_LOOSE_REQUEST_LINE = re.compile(rf"({TOKEN})[ \t]+(\S(?:.*\S)?)[ \t]+([Ss][Ii][Pp]/\S*)[ \t]*")
+# Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF
+# Status-Code = 3DIGIT (100 to 699, section 21)
+# Reason-Phrase = *(reserved / unreserved / escaped / UTF8-NONASCII / UTF8-CONT / SP / HTAB)
+# (a missing SP before an empty Reason-Phrase is tolerated)
+_STATUS_LINE = re.compile(rf"({_VERSION}) ([1-6][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+# LWS = [*WSP CRLF] 1*WSP: a line starting with whitespace continues the previous one.
+_FOLD = re.compile(r"[ \t]*\n[ \t]+")
+# callid = word [ "@" word ] ; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
+# "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")
+_CALL_ID = re.compile(r"[!-~]+(?:@[!-~]+)?")
+
+_NAMES: dict[str, str] = {}  # header name as written -> canonical name, for valid names only
+_NAMES_MAX = 2048
+
+
+class Headers:
+    """An ordered multidict of header fields; names canonicalised, compact forms expanded.
+
+    Each item is one header line as received or added. ``get_all`` splits the comma-separated
+    values of list headers (Via, Contact, Route, Allow ...) into separate items, never those of
+    WWW-Authenticate, Authorization, Date and the like, whose commas are part of one value.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = []
+        for name, value in items:
+            self.add(name, value)
+
+    @classmethod
+    def _trusted(cls, items: list[tuple[str, str]]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._items = items
+        return headers
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of the first line named ``name`` (unsplit), or ``default``."""
+        key = canonical_name(name)
+        for item_name, value in self._items:
+            if item_name == key:
+                return value
+        return default
+
+    def get_lines(self, name: str) -> list[str]:
+        """The value of every line named ``name``, unsplit."""
+        key = canonical_name(name)
+        return [value for item_name, value in self._items if item_name == key]
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name`` in order; list headers split on their commas (section 7.3.1).
+
+        Raises ``ParseError`` on an unbalanced quote or ``<`` in a list header.
+        """
+        key = canonical_name(name)
+        values = [value for item_name, value in self._items if item_name == key]
+        if key not in LIST_HEADERS:
+            return values
+        out: list[str] = []
+        for value in values:
+            out += split_header_list(value)
+        return out
+
+    def add(self, name: str, value: str) -> None:
+        """Append a header line. Raises ``ValueError`` for a non-token name or a CR/LF value."""
+        self._items.append(_checked(name, value))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every line named ``name`` by one, where the first one was (else at the end)."""
+        item = _checked(name, value)
+        for i, (item_name, _) in enumerate(self._items):
+            if item_name == item[0]:
+                self._items[i] = item
+                self._items[i + 1 :] = [it for it in self._items[i + 1 :] if it[0] != item[0]]
+                return
+        self._items.append(item)
+
+    def remove(self, name: str) -> None:
+        """Remove every line named ``name`` (no error when there is none)."""
+        key = canonical_name(name)
+        self._items = [item for item in self._items if item[0] != key]
+
+    def copy(self) -> Headers:
+        """A shallow copy that can be changed independently."""
+        return Headers._trusted(list(self._items))
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = canonical_name(name)
+        return any(item_name == key for item_name, _ in self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._items == other._items
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+def _checked(name: str, value: str) -> tuple[str, str]:
+    if TOKEN_RE.fullmatch(name) is None:
+        raise ValueError(f"Header name is not a token: {name!r}")
+    if "\r" in value or "\n" in value:
+        # A CR or LF would end the line: header injection.
+        raise ValueError(f"Header value contains CR or LF: {value!r}")
+    return canonical_name(name), value.strip(" \t")
+
+
+class Message:
+    """What requests and responses share: header fields, body, typed header views.
+
+    The views are parsed on each access, so they follow any change to ``headers``; each raises
+    ``ParseError`` (400) naming the header when it is missing or malformed.
+    """
+
+    __slots__ = ("body", "headers", "version")
+
+    headers: Headers
+    body: bytes
+    version: str
+
+    def _start_line(self) -> str:
+        raise NotImplementedError
+
+    def __bytes__(self) -> bytes:
+        """The message on the wire; Content-Length recomputed from the body, exactly once.
+
+        RFC 3261 section 18.3: over streams Content-Length MUST be present, so it always is.
+        """
+        lines = [self._start_line()]
+        length_written = False
+        for name, value in self.headers:
+            if name == "Content-Length":
+                if not length_written:
+                    lines.append(f"Content-Length: {len(self.body)}")
+                    length_written = True
+                continue
+            lines.append(f"{name}: {value}")
+        if not length_written:
+            lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+
+    def _required(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise ParseError(f"Missing {name} header")
+        return value
+
+    @property
+    def via(self) -> list[Via]:
+        """Every Via value, top first (section 20.42)."""
+        values = self.headers.get_all("Via")
+        if not values:
+            raise ParseError("Missing Via header")
+        return [Via.parse(value) for value in values]
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via value (the one this element put, or the one to answer to)."""
+        values = self.headers.get_all("Via")
+        if not values:
+            raise ParseError("Missing Via header")
+        return Via.parse(values[0])
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID (section 20.8): ``word [ "@" word ]``."""
+        value = self._required("Call-ID")
+        if _CALL_ID.fullmatch(value) is None:
+            raise ParseError(f"Malformed Call-ID header {value!r}")
+        return value
+
+    @property
+    def cseq(self) -> CSeq:
+        """The CSeq (section 20.16)."""
+        return CSeq.parse(self._required("CSeq"))
+
+    @property
+    def from_(self) -> NameAddr:
+        """The From header (section 20.20)."""
+        return NameAddr.parse(self._required("From"))
+
+    @property
+    def to(self) -> NameAddr:
+        """The To header (section 20.39)."""
+        return NameAddr.parse(self._required("To"))
+
+    @property
+    def content_type(self) -> str | None:
+        """The media type of Content-Type, lower-cased and without parameters, or ``None``."""
+        value = self.headers.get("Content-Type")
+        if value is None:
+            return None
+        media_type = value.split(";", 1)[0].strip(" \t").lower()
+        if media_type.count("/") != 1:
+            raise ParseError(f"Malformed Content-Type header {value!r}")
+        return media_type
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards (section 20.22, 0 to 255), or ``None`` when absent."""
+        value = self.headers.get("Max-Forwards")
+        if value is None:
+            return None
+        # 1*DIGIT: leading zeros are allowed (RFC 4475 section 3.1.1.1 sends "0068").
+        if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > 255:
+            raise ParseError(f"Malformed Max-Forwards header {value!r}")
+        return int(value)
+
+    @property
+    def contact(self) -> list[NameAddr]:
+        """Every Contact value; empty when absent or ``*`` (a REGISTER that removes all)."""
+        return [NameAddr.parse(v) for v in self.headers.get_all("Contact") if v != "*"]
+
+    @property
+    def record_route(self) -> list[NameAddr]:
+        """Every Record-Route value, top first (section 20.30)."""
+        return [NameAddr.parse(v) for v in self.headers.get_all("Record-Route")]
+
+    @property
+    def route(self) -> list[NameAddr]:
+        """Every Route value, top first (section 20.34)."""
+        return [NameAddr.parse(v) for v in self.headers.get_all("Route")]
+
+    def _same(self, other: Message) -> bool:
+        # Content-Length is derived from the body and rewritten by bytes(): not compared.
+        mine = [item for item in self.headers if item[0] != "Content-Length"]
+        theirs = [item for item in other.headers if item[0] != "Content-Length"]
+        return self.version == other.version and self.body == other.body and mine == theirs
+
+
+def _headers_of(headers: Headers | Iterable[tuple[str, str]]) -> Headers:
+    return headers if isinstance(headers, Headers) else Headers(headers)
+
+
+class Request(Message):
+    """A SIP request (section 7.1)."""
+
+    __slots__ = ("method", "uri")
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: Headers | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        version: str = "SIP/2.0",
+    ) -> None:
+        if TOKEN_RE.fullmatch(method) is None:
+            raise ValueError(f"Method is not a token: {method!r}")
+        if not uri or any(ch in uri for ch in " \t\r\n<>"):
+            raise ValueError(f"Request-URI must not be empty or hold LWS or <>: {uri!r}")
+        self.method = method
+        self.uri = uri
+        self.headers = _headers_of(headers)
+        self.body = body
+        self.version = version
+
+    def _start_line(self) -> str:
+        return f"{self.method} {self.uri} {self.version}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return self.method == other.method and self.uri == other.uri and self._same(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(Message):
+    """A SIP response (section 7.2); ``reason`` defaults to the usual phrase of ``status``."""
+
+    __slots__ = ("reason", "status")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str = "",
+        headers: Headers | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        version: str = "SIP/2.0",
+    ) -> None:
+        if not 100 <= status <= 699:
+            raise ValueError(f"Status code out of range 100-699: {status}")
+        if "\r" in reason or "\n" in reason:
+            raise ValueError(f"Reason-Phrase contains CR or LF: {reason!r}")
+        self.status = status
+        self.reason = reason or reason_phrase(status)
+        self.headers = _headers_of(headers)
+        self.body = body
+        self.version = version
+
+    def _start_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Response):
+            return NotImplemented
+        return self.status == other.status and self.reason == other.reason and self._same(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+def _header_name(name: str) -> str:
+    """The canonical name of a header line's name as written; ``ParseError`` if not a token."""
+    canonical = _NAMES.get(name)
+    if canonical is not None:
+        return canonical
+    # HCOLON = *( SP / HTAB ) ":" SWS: whitespace may precede the colon.
+    stripped = name.rstrip(" \t")
+    if TOKEN_RE.fullmatch(stripped) is None:
+        raise ParseError(f"Malformed header name {name!r}")
+    canonical = canonical_name(stripped)
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[name] = canonical
+    return canonical
+
+
+def parse(data: bytes) -> Request | Response:
+    """Parse one whole message: a datagram, or a frame from ``StreamFramer``.
+
+    Header folding is undone, values are stripped, compact names expanded. The body is
+    Content-Length octets; octets after it are ignored (RFC 4475 section 3.1.1.8); without
+    Content-Length the body is the rest of the data (RFC 3261 section 18.3, datagrams). When
+    several Content-Length values disagree, the body is the rest of the data and
+    ``check_request`` rejects the request (RFC 4475 section 3.3.9).
+
+    Raises ``ParseError`` (400), ``VersionNotSupported`` (505). When a request is readable
+    beyond its fault, the error's ``request`` holds it so that the fault can be answered.
+    """
+    if data[:1] in (b"\r", b"\n"):
+        # RFC 3261 section 7.5: CRLFs before the start-line are ignored.
+        data = data.lstrip(b"\r\n")
+    head_end = data.find(b"\r\n\r\n")
+    if head_end >= 0:
+        body_start = head_end + 4
+    else:
+        head_end = data.find(b"\n\n")
+        body_start = head_end + 2
+        if head_end < 0:
+            head_end = body_start = len(data)
+    text = data[:head_end].decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+    if "\r" in text:
+        raise ParseError("Bare CR in the header section")
+    if "\n " in text or "\n\t" in text:
+        text = _FOLD.sub(" ", text)
+    lines = text.split("\n")
+    start = lines[0]
+    error: SipError | None = None
+
+    items: list[tuple[str, str]] = []
+    lengths: list[str] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            if not line:
+                continue
+            error = error or ParseError(f"Header line without a colon: {line[:40]!r}")
+            continue
+        try:
+            canonical = _NAMES.get(name) or _header_name(name)
+        except ParseError as exc:
+            error = error or exc
+            continue
+        value = value.strip(" \t")
+        if canonical == "Content-Length":
+            lengths.append(value)
+        items.append((canonical, value))
+
+    rest = data[body_start:]
+    body = rest
+    if lengths:
+        first = lengths[0]
+        if not (first.isascii() and first.isdigit()) or len(first) > 10:
+            error = error or ParseError(f"Malformed Content-Length {first!r}")
+        elif all(length == first for length in lengths):
+            size = int(first)
+            if size > len(rest):
+                error = error or ParseError(
+                    f"Content-Length {size} larger than the {len(rest)} octets received"
+                )
+            else:
+                body = rest[:size]
+
+    message: Request | Response
+    if start[:4].upper() == "SIP/":
+        sm = _STATUS_LINE.fullmatch(start)
+        if sm is None:
+            raise ParseError(f"Malformed Status-Line {start[:80]!r}")
+        if sm[1].upper() != "SIP/2.0":
+            raise VersionNotSupported(f"Unsupported SIP version {sm[1]!r}")
+        if error is not None:
+            raise error
+        message = Response.__new__(Response)
+        message.status = int(sm[2])
+        message.reason = sm[3] or ""
+    else:
+        rm = _REQUEST_LINE.fullmatch(start)
+        if rm is None:
+            rm = _LOOSE_REQUEST_LINE.fullmatch(start)
+            if rm is None:
+                raise ParseError(f"Malformed Request-Line {start[:80]!r}")
+            # Method SP Request-URI SP SIP-Version: single spaces, no LWS or <> in the URI
+            # (RFC 4475 sections 3.1.2.7 to 3.1.2.10).
+            error = ParseError(f"Malformed Request-Line {start[:80]!r}")
+        if rm[3].upper() != "SIP/2.0":
+            # RFC 3261 section 8.2.1 ... 21.5.6: 505 for a version we do not speak.
+            error = VersionNotSupported(f"Unsupported SIP version {rm[3]!r}")
+        message = Request.__new__(Request)
+        message.method = rm[1]
+        message.uri = rm[2]
+    message.version = "SIP/2.0"
+    message.headers = Headers._trusted(items)
+    message.body = body
+    if error is not None:
+        if isinstance(message, Request):
+            error.request = message
+        raise error
+    return message
+
+
+def response_for(
+    request: Request,
+    status: int,
+    reason: str = "",
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Response:
+    """A response to ``request`` built as RFC 3261 section 8.2.6.2 says.
+
+    Via (every value, in order), From, Call-ID and CSeq are copied; To too, with ``to_tag``
+    added when given and the To has no tag yet, never on a 100 (a 100 Trying carries no tag).
+    A 100 also copies Timestamp (section 8.2.6.1). ``headers`` are appended.
+    """
+    items: list[tuple[str, str]] = []
+    for name, value in request.headers:
+        if name in ("Via", "From", "Call-ID", "CSeq"):
+            items.append((name, value))
+        elif name == "To":
+            if to_tag is not None and status != 100 and NameAddr.parse(value).tag is None:
+                items.append((name, f"{value};tag={to_tag}"))
+            else:
+                items.append((name, value))
+        elif name == "Timestamp" and status == 100:
+            items.append((name, value))
+    response = Response(status, reason, Headers._trusted(items))
+    for name, value in headers:
+        response.headers.add(name, value)
+    return response
