@@ -15,24 +15,13 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-
-class ParseError(ValueError):
-    """A malformed challenge or credentials value (answered with ``status`` when received).
-
-    Stands in for ``gateway.sip.errors.ParseError`` until that module lands.
-    """
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
+from gateway.sip.errors import ParseError
 
 __all__ = [
     "ALGORITHMS",
     "Challenge",
     "DigestError",
     "DigestSession",
-    "ParseError",
     "authorization",
     "check_authorization",
     "choose_challenge",
@@ -40,42 +29,33 @@ __all__ = [
 ]
 
 
-def _sha512_256(data: bytes) -> str:
-    return hashlib.new("sha512_256", data).hexdigest()
+# RFC 7616 section 6.1 algorithm names -> hashlib names. MD5 stays for backward compatibility
+# (RFC 8760 section 2.1); SHA-512/256 only where OpenSSL provides it.
+_HASHLIB_NAMES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
+_KNOWN_ALGORITHMS = tuple(n for base in _HASHLIB_NAMES for n in (base, f"{base}-sess"))
 
 
-def _md5(data: bytes) -> str:
-    # RFC 7616 keeps MD5 for backward compatibility; it is not used as a security hash here.
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _has_sha512_256() -> bool:
+def _available(name: str) -> bool:
     try:
-        _sha512_256(b"")
-    except ValueError:  # OpenSSL built without it
+        hashlib.new(name, b"", usedforsecurity=False)
+    except ValueError:
         return False
     return True
 
 
-_HASHES: dict[str, Callable[[bytes], str]] = {"MD5": _md5, "SHA-256": _sha256}
-if _has_sha512_256():
-    _HASHES["SHA-512-256"] = _sha512_256
-
-ALGORITHMS: tuple[str, ...] = tuple(name for base in _HASHES for name in (base, f"{base}-sess"))
+ALGORITHMS: tuple[str, ...] = tuple(
+    n for n in _KNOWN_ALGORITHMS if _available(_HASHLIB_NAMES[n.removesuffix("-sess")])
+)
 """The algorithm names this module can answer, canonical spelling (RFC 7616 section 6.1)."""
 
-_KNOWN_ALGORITHMS = (
-    "MD5",
-    "MD5-sess",
-    "SHA-256",
-    "SHA-256-sess",
-    "SHA-512-256",
-    "SHA-512-256-sess",
-)
+
+def _hasher(algorithm: str) -> Callable[[bytes], str]:
+    if algorithm not in ALGORITHMS:
+        raise DigestError(f"unsupported digest algorithm {algorithm!r}")
+    name = _HASHLIB_NAMES[algorithm.removesuffix("-sess")]
+    # usedforsecurity=False: digest's MD5 is a protocol requirement, not our choice of hash.
+    return lambda data: hashlib.new(name, data, usedforsecurity=False).hexdigest()
+
 
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 # (RFC 3261 section 25.1). Proxies in the wild also put "/" , ":" and "@" in unquoted values,
@@ -168,6 +148,17 @@ def _split_scheme(value: str) -> tuple[str, str]:
     return value, ""
 
 
+def _credentials(value: str) -> dict[str, str] | None:
+    """The auth-params of a Digest ``Authorization`` value; None if it is not one."""
+    scheme, rest = _split_scheme(value)
+    if scheme.lower() != "digest":
+        return None
+    try:
+        return parse_auth_params(rest)
+    except ParseError:
+        return None
+
+
 def _canonical_algorithm(name: str) -> str:
     for known in _KNOWN_ALGORITHMS:
         if known.lower() == name.lower():
@@ -244,39 +235,32 @@ def choose_challenge(values: Sequence[str]) -> Challenge | None:
 
 
 def _response(
-    challenge_algorithm: str,
-    *,
-    username: str,
-    realm: str,
-    password: str,
-    nonce: str,
-    method: str,
-    uri: str,
-    qop: str | None,
-    nc_value: str,
-    cnonce: str,
+    algorithm: str,
+    a1: str,
+    a2: str,
     body: bytes,
+    *,
+    nonce: str,
+    qop: str | None,
+    nc: str,
+    cnonce: str,
 ) -> str:
     """The ``request-digest`` of RFC 2617 section 3.2.2.1 and RFC 7616 section 3.4.1."""
-    base = challenge_algorithm.removesuffix("-sess")
-    h = _HASHES.get(base)
-    if h is None or challenge_algorithm not in ALGORITHMS:
-        raise DigestError(f"unsupported digest algorithm {challenge_algorithm!r}")
+    h = _hasher(algorithm)
 
     def hs(text: str) -> str:
         return h(text.encode("utf-8"))
 
-    ha1 = hs(f"{username}:{realm}:{password}")
-    if challenge_algorithm.endswith("-sess"):
+    ha1 = hs(a1)  # A1 = username ":" realm ":" passwd
+    if algorithm.endswith("-sess"):
         # RFC 7616 section 3.4.2: A1 = H(user:realm:pass) ":" nonce ":" cnonce
         ha1 = hs(f"{ha1}:{nonce}:{cnonce}")
     # RFC 7616 section 3.4.3: with auth-int, A2 = Method ":" request-uri ":" H(entity-body)
-    a2 = f"{method}:{uri}:{h(body)}" if qop == "auth-int" else f"{method}:{uri}"
-    ha2 = hs(a2)
+    ha2 = hs(f"{a2}:{h(body)}" if qop == "auth-int" else a2)
     if qop is None:
         # RFC 2069 compatibility (RFC 2617 section 3.2.2.1), still seen on old SIP servers.
         return hs(f"{ha1}:{nonce}:{ha2}")
-    return hs(f"{ha1}:{nonce}:{nc_value}:{cnonce}:{qop}:{ha2}")
+    return hs(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
 
 
 def _choose_qop(offered: tuple[str, ...]) -> str | None:
@@ -310,18 +294,17 @@ def authorization(
         raise DigestError(f"nonce count {nc} out of range")
     qop = _choose_qop(challenge.qop)
     nc_value = f"{nc:08x}"
+    a1 = f"{username}:{challenge.realm}:{password}"
+    a2 = f"{method}:{uri}"
     response = _response(
         challenge.algorithm,
-        username=username,
-        realm=challenge.realm,
-        password=password,
+        a1,
+        a2,
+        body,
         nonce=challenge.nonce,
-        method=method,
-        uri=uri,
         qop=qop,
-        nc_value=nc_value,
+        nc=nc_value,
         cnonce=cnonce,
-        body=body,
     )
     parts = [
         f"username={_quote(username)}",
@@ -355,12 +338,8 @@ def check_authorization(
     For tests and the loopback test trunk. ``nonce_ok`` lets the caller reject nonces it did not
     issue or that expired; ``username``, when given, must match too. A malformed value is False.
     """
-    scheme, rest = _split_scheme(value)
-    if scheme.lower() != "digest":
-        return False
-    try:
-        params = parse_auth_params(rest)
-    except ParseError:
+    params = _credentials(value)
+    if params is None:
         return False
     try:
         user, got_realm, nonce = params["username"], params["realm"], params["nonce"]
@@ -377,18 +356,11 @@ def check_authorization(
         if qop not in ("auth", "auth-int") or "nc" not in params or "cnonce" not in params:
             return False
     try:
+        algorithm = _canonical_algorithm(params.get("algorithm", "MD5"))
+        nc, cnonce = params.get("nc", ""), params.get("cnonce", "")
+        a1 = f"{user}:{realm}:{password}"
         expected = _response(
-            _canonical_algorithm(params.get("algorithm", "MD5")),
-            username=user,
-            realm=realm,
-            password=password,
-            nonce=nonce,
-            method=method,
-            uri=uri,
-            qop=qop,
-            nc_value=params.get("nc", ""),
-            cnonce=params.get("cnonce", ""),
-            body=body,
+            algorithm, a1, f"{method}:{uri}", body, nonce=nonce, qop=qop, nc=nc, cnonce=cnonce
         )
     except DigestError:
         return False
@@ -506,12 +478,8 @@ def _new_cnonce(rng: random.Random) -> str:
 
 def _proves_wrong_credentials(value: str, challenge: Challenge) -> bool:
     """Whether rejected credentials ``value`` show that the password (or user) is wrong."""
-    scheme, rest = _split_scheme(value)
-    if scheme.lower() != "digest":
-        return False
-    try:
-        params = parse_auth_params(rest)
-    except ParseError:
+    params = _credentials(value)
+    if params is None:
         return False
     if params.get("realm") != challenge.realm:
         return False  # credentials for another realm say nothing about this one
