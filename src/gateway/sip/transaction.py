@@ -108,6 +108,8 @@ class TransactionLayer:
 
     def add_client(self, tx: ClientTransaction) -> None:
         """Track a new client transaction; its responses will match by :func:`client_key`."""
+        if tx.terminated:
+            return
         old = self._clients.get(tx.key)
         if old is not None and old.terminated:
             self.remove(old)
@@ -118,6 +120,8 @@ class TransactionLayer:
 
     def add_server(self, tx: ServerTransaction) -> None:
         """Track a new server transaction; retransmissions will match by :func:`server_key`."""
+        if tx.terminated:
+            return
         old = self._servers.get(tx.key)
         if old is not None and old.terminated:
             self.remove(old)
@@ -227,11 +231,10 @@ class TransactionLayer:
     # -- internals --------------------------------------------------------------------------
 
     def _admit(self, tx: Transaction) -> None:
+        # Every deadline the transaction armed before it was added is replayed to the listener,
+        # and a terminated transaction is never added (add_* returns before this).
         self._members.add(tx)
         tx.set_listener(self._on_deadline)
-        deadline = tx.get_timer()
-        if deadline is not None:
-            self._on_deadline(tx, deadline)
 
     def _on_deadline(self, tx: Transaction, deadline: float) -> None:
         heapq.heappush(self._heap, (deadline, next(self._order), tx))
@@ -251,10 +254,11 @@ class TransactionLayer:
         return None if tx is None or tx.terminated else tx
 
     def _rebuild(self, now: float) -> None:
-        entries: list[tuple[float, int, Transaction]] = []
+        # Re-registering the listener replays each transaction's armed deadlines; one that
+        # terminated outside a timer is due now.
+        self._heap = []
         for tx in self._members:
-            deadline = now if tx.terminated else tx.get_timer()
-            if deadline is not None:
-                entries.append((deadline, next(self._order), tx))
-        heapq.heapify(entries)
-        self._heap = entries
+            if tx.terminated:
+                self._on_deadline(tx, now)
+            else:
+                tx.set_listener(self._on_deadline)

@@ -209,8 +209,14 @@ class Transaction:
             self._terminate(now)
 
     def set_listener(self, listener: Listener | None) -> None:
-        """Register the callback told about every new deadline (used by the layer)."""
+        """Register the callback told about every deadline (used by the layer).
+
+        It hears at once of the deadlines already armed, then of each one armed later.
+        """
         self._listener = listener
+        if listener is not None:
+            for deadline in self._deadlines.values():
+                listener(self, deadline)
 
     # -- for the machines -------------------------------------------------------------------
 
