@@ -88,11 +88,7 @@ def verdict(data: bytes) -> int | str:
         # A request readable beyond its fault is answered; anything else is dropped.
         return exc.status if exc.request is not None else "drop"
     if isinstance(message, Response):
-        try:
-            check_response(message)
-        except SipError:
-            pass
-        return "drop"  # no client transaction sent anything: nothing matches
+        return "drop"  # never answered; and no client transaction sent anything to match
     try:
         check_request(message, methods=UA_METHODS)
     except SipError as exc:
@@ -169,6 +165,23 @@ def test_invalid_messages_are_refused(case: Case) -> None:
         assert [verdict(frame) for frame in frames] == [outcome]
 
 
+RESPONSES = [c for c in CASES if c.data.startswith(b"SIP/")]
+
+
+@pytest.mark.parametrize("case", RESPONSES, ids=lambda c: c.file)
+def test_responses_are_checked_before_matching(case: Case) -> None:
+    # A client drops a malformed response (RFC 3261 section 18.1.2) before it reaches a
+    # transaction: bigcode.dat (status 4294967301) and scalarlg.dat (CSeq beyond 32 bits).
+    try:
+        message = parse(case.data)
+        assert isinstance(message, Response)
+        check_response(message)
+    except SipError:
+        assert case.klass == "invalid"
+    else:
+        assert case.klass != "invalid"
+
+
 def test_parse_error_keeps_the_request_so_it_can_be_answered() -> None:
     data = (FIXTURES / "badvers.dat").read_bytes()
     with pytest.raises(SipError) as info:
@@ -197,9 +210,7 @@ def test_bext01_answer_lists_both_unsupported_extensions() -> None:
     with pytest.raises(SipError) as info:
         check_request(request, methods=UA_METHODS)
     assert info.value.status == 420
-    assert info.value.headers == [
-        ("Unsupported", "nothingSupportsThis, nothingSupportsThisEither")
-    ]
+    assert info.value.headers == [("Unsupported", "nothingSupportsThis, nothingSupportsThisEither")]
 
 
 def test_bext01_passes_when_the_extensions_are_supported() -> None:
