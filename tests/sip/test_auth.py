@@ -499,3 +499,35 @@ def test_session_forgets_old_nonce_counts() -> None:
         challenge = Challenge.parse(f'Digest realm="r", nonce="n{k}", qop=auth')
         session.answer(challenge, method="INVITE", uri="sip:b", rng=rng)
     assert len(session._nc) <= 64
+
+
+def test_loopback_trunk_flow_with_server_issued_nonces() -> None:
+    """A UAS that challenges every request, as Kamailio does, and tracks the nonces it issued."""
+    issued: set[str] = set()
+    rng = random.Random(12)
+
+    def challenge(k: int, stale: bool = False) -> Challenge:
+        nonce = f"srv-{k}"
+        issued.add(nonce)
+        return Challenge("Digest", "trunk", nonce, opaque="op", qop=("auth",), stale=stale)
+
+    def server_accepts(value: str, method: str) -> bool:
+        return check_authorization(
+            value, method=method, password="pw", realm="trunk", nonce_ok=issued.__contains__
+        )
+
+    session = DigestSession("gw", "pw")
+    first = session.answer(challenge(1), method="INVITE", uri="sip:100@trunk", rng=rng)
+    assert first is not None
+    assert server_accepts(first, "INVITE")
+    [(_, bye)] = session.reuse("BYE", "sip:100@trunk", rng)
+    assert server_accepts(bye, "BYE")
+    # The server expires nonce 1 and says so: the next pre-authenticated INVITE is retried.
+    issued.discard("srv-1")
+    [(_, invite)] = session.reuse("INVITE", "sip:101@trunk", rng)
+    assert not server_accepts(invite, "INVITE")
+    retry = session.answer(
+        challenge(2, stale=True), method="INVITE", uri="sip:101@trunk", rng=rng, rejected=[invite]
+    )
+    assert retry is not None
+    assert server_accepts(retry, "INVITE")

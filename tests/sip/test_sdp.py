@@ -693,3 +693,49 @@ def test_media_description_defaults() -> None:
     assert media.rtpmap()["0"] == ("PCMU", 8000)
     assert media.direction("inactive") == "inactive"
     assert media.lines() == ["m=audio 4000 RTP/AVP 0"]
+
+
+def test_rtpmap_with_tab_and_channels() -> None:
+    answer = sdp(
+        "v=0",
+        "o=- 1 1 IN IP4 192.0.2.1",
+        "s=-",
+        "c=IN IP4 192.0.2.1",
+        "t=0 0",
+        "m=audio 5004 RTP/AVP 97 120",
+        "a=rtpmap:97\tPCMA/8000/1",
+        "a=rtpmap:120 TELEPHONE-EVENT/8000",
+    )
+    session = negotiate(SessionDescription.parse(answer))
+    assert (session.codec, session.payload_type, session.telephone_event_pt) == ("PCMA", 97, 120)
+
+
+def test_make_answer_states_our_ptime_and_reports_theirs() -> None:
+    offer = sdp(
+        "v=0",
+        "o=- 1 1 IN IP4 192.0.2.1",
+        "s=-",
+        "c=IN IP4 192.0.2.1",
+        "t=0 0",
+        "m=audio 5004 RTP/AVP 0",
+        "a=ptime:30",
+    )
+    answer, session = make_answer(
+        SessionDescription.parse(offer), address="192.0.2.9", port=1, session_id=1, version=1
+    )
+    assert answer.media[0].attribute("ptime") == "20"
+    assert session.ptime == 30
+
+
+@pytest.mark.parametrize("value", ["nan", "1e400", "5", "abc", ""])
+def test_unusable_ptime_falls_back_to_20(value: str) -> None:
+    answer = sdp(
+        "v=0",
+        "o=- 1 1 IN IP4 192.0.2.1",
+        "s=-",
+        "c=IN IP4 192.0.2.1",
+        "t=0 0",
+        "m=audio 5004 RTP/AVP 0",
+        f"a=ptime:{value}",
+    )
+    assert negotiate(SessionDescription.parse(answer)).ptime == 20

@@ -117,6 +117,21 @@ def _parse_bandwidth(value: str) -> tuple[str, int] | None:
     return bwtype, int(amount)
 
 
+def _find_attribute(attributes: Sequence[tuple[str, str | None]], name: str) -> str | None:
+    # Attribute names are case-sensitive in RFC 8866 6, but peers vary in case; ours are unique.
+    for n, v in attributes:
+        if n.lower() == name.lower():
+            return "" if v is None else v
+    return None
+
+
+def _find_direction(attributes: Sequence[tuple[str, str | None]], default: str) -> str:
+    for n, v in attributes:
+        if v is None and n.lower() in DIRECTIONS:
+            return n.lower()
+    return default
+
+
 def _attribute_lines(attributes: Sequence[tuple[str, str | None]]) -> list[str]:
     return [f"a={n}" if v is None else f"a={n}:{v}" for n, v in attributes]
 
@@ -142,10 +157,7 @@ class MediaDescription:
 
     def attribute(self, name: str) -> str | None:
         """The value of the first ``a=name:value``; "" for a property attribute; else None."""
-        for n, v in self.attributes:
-            if n.lower() == name.lower():
-                return "" if v is None else v
-        return None
+        return _find_attribute(self.attributes, name)
 
     def rtpmap(self) -> dict[str, tuple[str, int]]:
         """Payload type -> (encoding name, clock rate), from ``a=rtpmap`` (RFC 8866 6.6).
@@ -157,7 +169,8 @@ class MediaDescription:
         for n, v in self.attributes:
             if n.lower() != "rtpmap" or v is None:
                 continue
-            pt, _, encoding = v.strip().partition(" ")
+            # a=rtpmap:<payload type> <encoding name>/<clock rate>[/<encoding parameters>]
+            pt, _, encoding = v.strip().replace("\t", " ").partition(" ")
             name, _, rest = encoding.strip().partition("/")
             rate = rest.partition("/")[0]
             if name and _NUMBER.fullmatch(rate):
@@ -166,10 +179,7 @@ class MediaDescription:
 
     def direction(self, default: str = "sendrecv") -> str:
         """The media direction attribute, else ``default`` (the session's, RFC 8866 6.7)."""
-        for n, v in self.attributes:
-            if v is None and n.lower() in DIRECTIONS:
-                return n.lower()
-        return default
+        return _find_direction(self.attributes, default)
 
     def lines(self) -> list[str]:
         port = self.port if self.port_count is None else f"{self.port}/{self.port_count}"
@@ -289,17 +299,11 @@ class SessionDescription:
 
     def attribute(self, name: str) -> str | None:
         """The value of the first session-level ``a=name[:value]`` ("" for a property)."""
-        for n, v in self.attributes:
-            if n.lower() == name.lower():
-                return "" if v is None else v
-        return None
+        return _find_attribute(self.attributes, name)
 
     def direction(self) -> str:
         """The session-level direction attribute, "sendrecv" when absent (RFC 3264 5.1)."""
-        for n, v in self.attributes:
-            if v is None and n.lower() in DIRECTIONS:
-                return n.lower()
-        return "sendrecv"
+        return _find_direction(self.attributes, "sendrecv")
 
 
 def _parse_origin(value: str) -> Origin:
@@ -488,6 +492,7 @@ def make_answer(
     codecs: Sequence[str] = ("PCMU", "PCMA"),
     telephone_event_pt_default: int = 101,
     direction: str | None = None,
+    ptime: int = 20,
     username: str = "gateway",
 ) -> tuple[SessionDescription, AudioSession]:
     """Answer a remote offer (inbound call, re-INVITE such as hold): RFC 3264 section 6.
@@ -497,8 +502,10 @@ def make_answer(
     number, plus telephone-event at the offer's payload type if offered. Every other stream is
     rejected with port 0 (section 6: its formats are kept). The direction mirrors the offer's
     (sendonly -> recvonly, inactive -> inactive), further restricted by ``direction`` when we
-    want less (our own hold). ``telephone_event_pt_default`` is accepted for symmetry with
-    :func:`make_offer` only: section 6.1 forbids an answer to add a format the offer lacks.
+    want less (our own hold). ``ptime`` is the packet time we want to receive (RFC 8866
+    section 6.4); the offer's is in the returned session. ``telephone_event_pt_default`` is
+    accepted for symmetry with :func:`make_offer` only: section 6.1 forbids an answer to add
+    a format the offer lacks.
     Raises :class:`NoCommonCodec` (488) when no audio stream can be accepted.
     """
     del telephone_event_pt_default  # see the docstring: an answer cannot introduce it
@@ -515,7 +522,7 @@ def make_answer(
             except NoCommonCodec:
                 session = None
             else:
-                accepted = _answer_audio(offered, session, port, direction)
+                accepted = _answer_audio(offered, session, port, direction, ptime)
         if accepted is None:
             accepted = MediaDescription(
                 offered.media, 0, offered.proto, offered.formats[:1] or ["0"]
@@ -532,7 +539,7 @@ def make_answer(
 
 
 def _answer_audio(
-    offered: MediaDescription, session: AudioSession, port: int, direction: str | None
+    offered: MediaDescription, session: AudioSession, port: int, direction: str | None, ptime: int
 ) -> MediaDescription:
     pt = session.payload_type
     formats = [str(pt)]
@@ -547,14 +554,14 @@ def _answer_audio(
     their_sends, their_receives = _CAN[session.direction]
     our_sends, our_receives = _CAN[direction or "sendrecv"]
     mirrored = _direction_of(their_receives and our_sends, their_sends and our_receives)
-    attributes += [("ptime", str(session.ptime)), (mirrored, None)]
+    attributes += [("ptime", str(ptime)), (mirrored, None)]
     return MediaDescription("audio", port, offered.proto, formats, attributes=attributes)
 
 
 def _fmtp(media: MediaDescription, pt: int) -> str | None:
     for n, v in media.attributes:
         if n.lower() == "fmtp" and v is not None:
-            fmt, _, params = v.strip().partition(" ")
+            fmt, _, params = v.strip().replace("\t", " ").partition(" ")
             if fmt == str(pt) and params.strip():
                 return params.strip()
     return None
