@@ -1,0 +1,100 @@
+"""The ``Store`` protocol: everything the gateway keeps, behind one async interface.
+
+Two backends implement it over one schema (``migrations/``): :mod:`gateway.store.sqlite`, the
+embedded default, and :mod:`gateway.store.postgres` for several nodes sharing one database.
+The same test suite runs against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from gateway.campaign.model import Advertiser, Campaign
+from gateway.consent.model import (
+    AttemptOutcome,
+    Decision,
+    DecisionInputs,
+    LegalBasisRecord,
+    Opposition,
+)
+from gateway.consent.policy import PolicySettings
+
+__all__ = ["OppositionListener", "Store"]
+
+#: Called with (number_hmac, scope) when an opposition is written, in this process or, on
+#: PostgreSQL, on any node (LISTEN/NOTIFY).
+OppositionListener = Callable[[str, str], None]
+
+
+class Store(Protocol):
+    """Persistence for advertisers, campaigns, legal bases, oppositions, attempts and audit."""
+
+    async def close(self) -> None:
+        """Release connections (and the PostgreSQL listener)."""
+
+    # Definitions: each put is a new version unless identical to the latest.
+    async def put_advertiser(self, advertiser: Advertiser, now: datetime) -> int:
+        """Store ``advertiser``; returns its version (unchanged if identical to the latest)."""
+
+    async def get_advertiser(self, advertiser_id: str) -> Advertiser | None: ...
+
+    async def put_campaign(self, campaign: Campaign, now: datetime) -> int:
+        """Store ``campaign``; returns its version (unchanged if identical to the latest)."""
+
+    async def get_campaign(self, name: str) -> Campaign | None: ...
+
+    # Legal-basis records (COMPLIANCE.md 4): versioned, never edited.
+    async def add_records(self, records: Sequence[LegalBasisRecord], now: datetime) -> int:
+        """Add validated records in one transaction; returns how many were new."""
+
+    async def records_for(self, number: str) -> list[LegalBasisRecord]:
+        """Every version of every record for ``number`` (any advertiser)."""
+
+    # Oppositions.
+    def number_hmac(self, number: str) -> str:
+        """The keyed hash under which oppositions of ``number`` are kept."""
+
+    async def add_opposition(
+        self,
+        number: str,
+        scope: str,
+        source: str,
+        now: datetime,
+        attempt_id: int | None = None,
+    ) -> Opposition:
+        """Record an opposition durably (full sync) before returning; appended to the audit."""
+
+    async def oppositions_for(self, number: str) -> list[Opposition]: ...
+
+    async def is_opposed(self, number: str, advertiser: str) -> bool:
+        """Fresh from the database: the re-check of COMPLIANCE.md 5, step 7, before an INVITE."""
+
+    def subscribe_oppositions(self, listener: OppositionListener) -> Callable[[], None]:
+        """Call ``listener`` on every new opposition; returns a function that unsubscribes."""
+
+    # Decisions.
+    async def gather(self, campaign: str, number: str, now: datetime) -> DecisionInputs:
+        """Read what a decision needs, recording nothing (``gateway check``)."""
+
+    async def decide_and_reserve(
+        self, campaign: str, number: str, now: datetime, settings: PolicySettings
+    ) -> Decision:
+        """Decide and append the decision in one transaction; on ``allow`` it is the reserved
+        attempt, counted by every later decision on every node (COMPLIANCE.md 5, step 7)."""
+
+    async def record_outcome(self, attempt_id: int, outcome: AttemptOutcome, now: datetime) -> None:
+        """Append what happened on the wire for an allowed attempt (a new chained fact)."""
+
+    async def attempt(self, attempt_id: int) -> Decision | None: ...
+
+    # Audit and export.
+    async def verify_audit(self) -> list[str]:
+        """Every record removed or altered, one line each; empty when the chain holds."""
+
+    def export_attempts(self) -> AsyncIterator[dict[str, object]]: ...
+
+    def export_oppositions(self) -> AsyncIterator[dict[str, object]]: ...
+
+    async def attempts_for(self, number: str) -> list[dict[str, object]]: ...

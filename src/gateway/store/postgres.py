@@ -1,0 +1,161 @@
+"""The shared backend: PostgreSQL through asyncpg, for several gateway nodes on one database.
+
+The reservation of COMPLIANCE.md 5, step 7 is atomic across nodes: the decision's transaction
+takes ``pg_advisory_xact_lock`` on (advertiser, number), so two nodes deciding for the same
+number queue behind each other, then reads the chain head ``FOR UPDATE`` to append in order.
+Oppositions reach every node's listeners through ``LISTEN/NOTIFY``; the notification is sent
+inside the opposition's transaction, so PostgreSQL delivers it only once it is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from gateway.store import common
+from gateway.store.common import StoreError
+from gateway.store.sql import Row, SqlStore, Tx
+
+__all__ = ["PostgresStore", "open_postgres"]
+
+_PLACEHOLDER = re.compile(r"\?")
+_MIGRATION_LOCK = 0x6761746577617901  # "gatewa" + "y\x01": one migrator at a time
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _numbered(sql: str, cache: dict[str, str] = {}) -> str:  # noqa: B006 (a deliberate memo)
+    """``?`` placeholders -> ``$1, $2, ...`` (the SQL text has no literal question marks)."""
+    out = cache.get(sql)
+    if out is None:
+        counter = iter(range(1, 1000))
+        out = cache[sql] = _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+    return out
+
+
+class _PgTx:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        rows: list[Row] = await self._conn.fetch(_numbered(sql), *args)
+        return rows
+
+    async def execute(self, sql: str, *args: object) -> None:
+        await self._conn.execute(_numbered(sql), *args)
+
+    async def executemany(self, sql: str, args: Sequence[tuple[object, ...]]) -> None:
+        await self._conn.executemany(_numbered(sql), args)
+
+
+class PostgresStore(SqlStore):
+    """:class:`gateway.store.base.Store` on a PostgreSQL database shared by several nodes."""
+
+    FOR_UPDATE = " FOR UPDATE"
+
+    def __init__(self, pool: asyncpg.Pool, listener: asyncpg.Connection, key: bytes) -> None:
+        super().__init__(key)
+        self._pool = pool
+        self._listener = listener
+        self._channel = common.OPPOSITION_CHANNEL
+        self._node = ""
+
+    @asynccontextmanager
+    async def _write(self, lock: str | None = None) -> AsyncIterator[Tx]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if lock is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", lock)
+            yield _PgTx(conn)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Tx]:
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield _PgTx(conn)
+
+    async def _notify_opposition(self, tx: Tx, number_hmac: str, scope: str) -> None:
+        await tx.execute(
+            "SELECT pg_notify(?, ?)", self._channel, f"{number_hmac} {scope} {self._node}"
+        )
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        number_hmac, scope, node = payload.split(" ", 2)
+        if node == self._node:
+            return  # this process called its listeners already
+        for listener in list(self._listeners):
+            listener(number_hmac, scope)
+
+    async def start_listening(self, channel: str, node: str) -> None:
+        self._channel, self._node = channel, node
+        await self._listener.add_listener(channel, self._on_notify)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._listener.remove_listener(self._channel, self._on_notify)
+        await self._listener.close()
+        await self._pool.close()
+
+
+async def open_postgres(
+    url: str, opposition_key: bytes, *, schema: str | None = None
+) -> PostgresStore:
+    """Connect, migrate, and listen for oppositions; ``schema`` isolates a test run."""
+    settings: dict[str, str] = {}
+    if schema is not None:
+        if not _SCHEMA.match(schema):
+            raise StoreError(f"bad schema name {schema!r}")
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        finally:
+            await conn.close()
+        settings["search_path"] = schema
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=10, server_settings=settings)
+    listener: asyncpg.Connection | None = None
+    try:
+        async with pool.acquire() as conn:
+            await _migrate(conn)
+        listener = await asyncpg.connect(url, server_settings=settings)
+        store = PostgresStore(pool, listener, opposition_key)
+        channel = f"{common.OPPOSITION_CHANNEL}_{schema}" if schema else common.OPPOSITION_CHANNEL
+        await store.start_listening(channel, node=_node_id())
+        await store._check_key()
+    except BaseException:
+        if listener is not None:
+            await listener.close()
+        await pool.close()
+        raise
+    return store
+
+
+def _node_id() -> str:
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+async def _migrate(conn: asyncpg.Connection) -> None:
+    """Apply pending migrations in order, one node at a time (advisory lock)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+            "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_version")}
+        known = common.migrations()
+        if done - {v for v, _ in known}:
+            raise StoreError("the database schema is newer than this gateway")
+        for version, sql in known:
+            if version in done:
+                continue
+            for statement in common.statements(
+                sql, "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+            ):
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)

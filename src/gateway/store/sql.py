@@ -1,0 +1,454 @@
+"""The store's logic, written once over a small SQL interface that both backends provide.
+
+Each backend gives transactions (:meth:`SqlStore._write`, :meth:`SqlStore._read`) whose ``Tx``
+runs ``?``-style SQL; the backend makes the write transactions exclusive for what they touch:
+SQLite with ``BEGIN IMMEDIATE`` (one writer per database, any number of processes), PostgreSQL
+with an advisory lock on (advertiser, number) and ``SELECT ... FOR UPDATE`` of the chain head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from gateway.campaign.model import Advertiser, Campaign
+from gateway.consent.evidence import fingerprint, record_from_json, record_to_json
+from gateway.consent.model import (
+    ADVERTISER_WIDE,
+    AttemptOutcome,
+    Decision,
+    DecisionInputs,
+    LegalBasisRecord,
+    Opposition,
+)
+from gateway.consent.policy import PolicySettings, decide
+from gateway.consent.profiles import PROFILES
+from gateway.store import common
+from gateway.store.base import OppositionListener
+from gateway.store.common import StoreError, canonical, parse_ts, ts
+
+Row = Mapping[str, object]
+
+
+class Tx(Protocol):
+    """A transaction: SQL with ``?`` placeholders."""
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+    async def execute(self, sql: str, *args: object) -> None: ...
+    async def executemany(self, sql: str, args: Sequence[tuple[object, ...]]) -> None: ...
+
+
+#: The longest frequency window of any profile: attempts older than this never count.
+_LOOKBACK = max(p.cap_window for p in PROFILES.values())
+
+
+class SqlStore:
+    """:class:`gateway.store.base.Store` over a backend's transactions."""
+
+    #: Appended to the read of the chain head inside a write transaction.
+    FOR_UPDATE = ""
+
+    def __init__(self, opposition_key: bytes) -> None:
+        if len(opposition_key) < 16:
+            raise StoreError("the opposition key must be at least 16 bytes")
+        self._key = opposition_key
+        self._listeners: list[OppositionListener] = []
+        self._campaigns: dict[tuple[str, int], Campaign] = {}
+        self._advertisers: dict[tuple[str, int], Advertiser] = {}
+
+    # -- what a backend provides -------------------------------------------------------------
+    def _write(self, lock: str | None = None) -> AbstractAsyncContextManager[Tx]:
+        raise NotImplementedError
+
+    def _read(self) -> AbstractAsyncContextManager[Tx]:
+        raise NotImplementedError
+
+    async def _notify_opposition(self, tx: Tx, number_hmac: str, scope: str) -> None:
+        """Tell other processes (PostgreSQL NOTIFY); the local listeners are called anyway."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    # -- setup ---------------------------------------------------------------------------------
+    async def _check_key(self) -> None:
+        """Refuse a key other than the one the oppositions were hashed under: with another key
+        every recorded opposition would silently stop matching."""
+        check = common.key_check(self._key)
+        async with self._write() as tx:
+            rows = await tx.fetch("SELECT value FROM meta WHERE key = 'opposition_key_check'")
+            if not rows:
+                await tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('opposition_key_check', ?)", check
+                )
+            elif rows[0]["value"] != check:
+                raise StoreError(
+                    "the opposition key differs from the one this database was created with"
+                )
+
+    # -- definitions ---------------------------------------------------------------------------
+    async def put_advertiser(self, advertiser: Advertiser, now: datetime) -> int:
+        text = common.advertiser_json(advertiser)
+        return await self._put("advertisers", "id", advertiser.id, text=text, now=now)
+
+    async def put_campaign(self, campaign: Campaign, now: datetime) -> int:
+        text = common.campaign_json(campaign)
+        return await self._put(
+            "campaigns", "name", campaign.name, text=text, now=now, advertiser=campaign.advertiser
+        )
+
+    async def _put(
+        self,
+        table: str,
+        key: str,
+        value: str,
+        *,
+        text: str,
+        now: datetime,
+        advertiser: str | None = None,
+    ) -> int:
+        async with self._write() as tx:
+            rows = await tx.fetch(
+                f"SELECT version, definition FROM {table} WHERE {key} = ? "
+                "ORDER BY version DESC LIMIT 1",
+                value,
+            )
+            if rows and rows[0]["definition"] == text:
+                return int(str(rows[0]["version"]))
+            version = int(str(rows[0]["version"])) + 1 if rows else 1
+            if advertiser is None:
+                await tx.execute(
+                    f"INSERT INTO {table} ({key}, version, definition, added_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    value, version, text, ts(now),
+                )  # fmt: skip
+            else:
+                await tx.execute(
+                    f"INSERT INTO {table} ({key}, version, advertiser, definition, added_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    value, version, advertiser, text, ts(now),
+                )  # fmt: skip
+            return version
+
+    async def get_advertiser(self, advertiser_id: str) -> Advertiser | None:
+        async with self._read() as tx:
+            return await self._advertiser(tx, advertiser_id)
+
+    async def get_campaign(self, name: str) -> Campaign | None:
+        async with self._read() as tx:
+            return await self._campaign(tx, name)
+
+    async def _advertiser(self, tx: Tx, advertiser_id: str) -> Advertiser | None:
+        rows = await tx.fetch(
+            "SELECT version, definition FROM advertisers WHERE id = ? "
+            "ORDER BY version DESC LIMIT 1",
+            advertiser_id,
+        )
+        if not rows:
+            return None
+        cache_key = (advertiser_id, int(str(rows[0]["version"])))
+        if cache_key not in self._advertisers:
+            self._advertisers[cache_key] = common.advertiser_from_json(str(rows[0]["definition"]))
+        return self._advertisers[cache_key]
+
+    async def _campaign(self, tx: Tx, name: str) -> Campaign | None:
+        rows = await tx.fetch(
+            "SELECT version, definition FROM campaigns WHERE name = ? "
+            "ORDER BY version DESC LIMIT 1",
+            name,
+        )
+        if not rows:
+            return None
+        cache_key = (name, int(str(rows[0]["version"])))
+        if cache_key not in self._campaigns:
+            self._campaigns[cache_key] = common.campaign_from_json(str(rows[0]["definition"]))
+        return self._campaigns[cache_key]
+
+    # -- legal-basis records -------------------------------------------------------------------
+    async def add_records(self, records: Sequence[LegalBasisRecord], now: datetime) -> int:
+        """One transaction per batch. The version is computed in SQL, inside the write lock;
+        a record whose fingerprint is already stored is ignored (idempotent re-import)."""
+        if not records:
+            return 0
+        at = ts(now)
+        rows = []
+        seen: set[str] = set()
+        for rec in records:
+            fp = fingerprint(rec)
+            if fp in seen:
+                continue
+            seen.add(fp)
+            rows.append((rec.number, rec.advertiser, rec.basis.value, fp, record_to_json(rec), at,
+                         rec.number, rec.advertiser, rec.basis.value))  # fmt: skip
+        async with self._write() as tx:
+            before = await self._count(tx, "legal_basis")
+            await tx.executemany(
+                "INSERT INTO legal_basis (number, advertiser, basis, version, fingerprint, data, "
+                "imported_at) SELECT ?, ?, ?, COALESCE(MAX(version), 0) + 1, ?, ?, ? "
+                "FROM legal_basis WHERE number = ? AND advertiser = ? AND basis = ? "
+                "ON CONFLICT (fingerprint) DO NOTHING",
+                rows,
+            )
+            return await self._count(tx, "legal_basis") - before
+
+    async def _count(self, tx: Tx, table: str) -> int:
+        rows = await tx.fetch(f"SELECT COUNT(*) AS n FROM {table}")
+        return int(str(rows[0]["n"]))
+
+    async def records_for(self, number: str) -> list[LegalBasisRecord]:
+        async with self._read() as tx:
+            return await self._records(tx, number, None)
+
+    async def _records(self, tx: Tx, number: str, advertiser: str | None) -> list[LegalBasisRecord]:
+        if advertiser is None:
+            rows = await tx.fetch(
+                "SELECT id, version, data FROM legal_basis WHERE number = ? ORDER BY id", number
+            )
+        else:
+            rows = await tx.fetch(
+                "SELECT id, version, data FROM legal_basis WHERE number = ? AND advertiser = ?",
+                number, advertiser,
+            )  # fmt: skip
+        return [
+            record_from_json(str(r["data"]), int(str(r["id"])), int(str(r["version"])))
+            for r in rows
+        ]
+
+    # -- oppositions ---------------------------------------------------------------------------
+    def number_hmac(self, number: str) -> str:
+        return common.number_hmac(self._key, number)
+
+    async def add_opposition(
+        self,
+        number: str,
+        scope: str,
+        source: str,
+        now: datetime,
+        attempt_id: int | None = None,
+    ) -> Opposition:
+        key = self.number_hmac(number)
+        at = ts(now)
+        async with self._write() as tx:
+            await tx.execute(
+                "INSERT INTO oppositions (number_hmac, scope, source, at, attempt_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                key, scope, source, at, attempt_id,
+            )  # fmt: skip
+            rows = await tx.fetch(
+                "SELECT MAX(id) AS id FROM oppositions WHERE number_hmac = ?", key
+            )
+            row_id = int(str(rows[0]["id"]))
+            payload = common.opposition_payload(
+                row_id, key, scope=scope, source=source, at=at, attempt_id=attempt_id
+            )
+            await self._append(tx, "opposition", row_id, at=at, payload=canonical(payload))
+            await self._notify_opposition(tx, key, scope)
+        for listener in list(self._listeners):
+            listener(key, scope)
+        return Opposition(key, scope, source, now, attempt_id)
+
+    async def oppositions_for(self, number: str) -> list[Opposition]:
+        async with self._read() as tx:
+            return await self._oppositions(tx, self.number_hmac(number))
+
+    async def _oppositions(self, tx: Tx, key: str) -> list[Opposition]:
+        rows = await tx.fetch(
+            "SELECT number_hmac, scope, source, at, attempt_id FROM oppositions "
+            "WHERE number_hmac = ? ORDER BY id",
+            key,
+        )
+        return [
+            Opposition(
+                str(r["number_hmac"]),
+                str(r["scope"]),
+                str(r["source"]),
+                parse_ts(str(r["at"])),
+                None if r["attempt_id"] is None else int(str(r["attempt_id"])),
+            )
+            for r in rows
+        ]
+
+    async def is_opposed(self, number: str, advertiser: str) -> bool:
+        async with self._read() as tx:
+            rows = await tx.fetch(
+                "SELECT 1 AS x FROM oppositions WHERE number_hmac = ? AND scope IN (?, ?) LIMIT 1",
+                self.number_hmac(number), advertiser, ADVERTISER_WIDE,
+            )  # fmt: skip
+        return bool(rows)
+
+    def subscribe_oppositions(self, listener: OppositionListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- decisions -----------------------------------------------------------------------------
+    async def gather(self, campaign: str, number: str, now: datetime) -> DecisionInputs:
+        async with self._read() as tx:
+            return await self._gather(tx, campaign, number, now)
+
+    async def _gather(self, tx: Tx, name: str, number: str, now: datetime) -> DecisionInputs:
+        campaign = await self._campaign(tx, name)
+        if campaign is None:
+            raise StoreError(f"unknown campaign {name!r}")
+        advertiser = await self._advertiser(tx, campaign.advertiser)
+        lookback = _LOOKBACK
+        if campaign.cap_override is not None:
+            lookback = max(lookback, campaign.cap_override[1])
+        rows = await tx.fetch(
+            "SELECT decided_at FROM attempts WHERE advertiser = ? AND number = ? "
+            "AND verdict = 'allow' AND decided_at > ?",
+            campaign.advertiser, number, ts(now - lookback - timedelta(seconds=1)),
+        )  # fmt: skip
+        return DecisionInputs(
+            number=number,
+            campaign=campaign,
+            advertiser=advertiser,
+            records=await self._records(tx, number, campaign.advertiser),
+            oppositions=await self._oppositions(tx, self.number_hmac(number)),
+            attempts=[parse_ts(str(r["decided_at"])) for r in rows],
+        )
+
+    async def decide_and_reserve(
+        self, campaign: str, number: str, now: datetime, settings: PolicySettings
+    ) -> Decision:
+        # The lock is per (campaign's advertiser, number) on PostgreSQL; the campaign name is
+        # resolved to its advertiser first so that all campaigns of one advertiser share it.
+        advertiser = await self._advertiser_of(campaign)
+        async with self._write(lock=f"{advertiser}|{number}") as tx:
+            inputs = await self._gather(tx, campaign, number, now)
+            decision = decide(inputs, now, settings)
+            attempt_id = await self._append_decision(tx, decision)
+        return _with_id(decision, attempt_id)
+
+    async def _advertiser_of(self, campaign: str) -> str:
+        for (name, _), c in self._campaigns.items():
+            if name == campaign:
+                return c.advertiser
+        found = await self.get_campaign(campaign)
+        if found is None:
+            raise StoreError(f"unknown campaign {campaign!r}")
+        return found.advertiser
+
+    async def _append_decision(self, tx: Tx, d: Decision) -> int:
+        head = await tx.fetch("SELECT seq, hash FROM audit_head WHERE id = 1" + self.FOR_UPDATE)
+        seq = int(str(head[0]["seq"])) + 1
+        payload = common.decision_payload(seq, d)
+        await tx.execute(
+            f"INSERT INTO attempts ({', '.join(common.ATTEMPT_COLUMNS)}, outcome) "
+            f"VALUES ({', '.join('?' * (len(common.ATTEMPT_COLUMNS) + 1))})",
+            *(payload[c] for c in common.ATTEMPT_COLUMNS), "{}",
+        )  # fmt: skip
+        await self._append(
+            tx,
+            "decision",
+            seq,
+            at=str(payload["decided_at"]),
+            payload=canonical(payload),
+            head=(seq - 1, str(head[0]["hash"])),
+        )
+        return seq
+
+    async def _append(
+        self,
+        tx: Tx,
+        kind: str,
+        ref: int,
+        *,
+        at: str,
+        payload: str,
+        head: tuple[int, str] | None = None,
+    ) -> int:
+        if head is None:
+            rows = await tx.fetch("SELECT seq, hash FROM audit_head WHERE id = 1" + self.FOR_UPDATE)
+            head = (int(str(rows[0]["seq"])), str(rows[0]["hash"]))
+        seq, prev = head[0] + 1, head[1]
+        digest = common.chain_hash(prev, seq, kind, payload)
+        await tx.execute(
+            "INSERT INTO audit (seq, kind, ref, at, payload, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            seq, kind, ref, at, payload, prev, digest,
+        )  # fmt: skip
+        await tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", seq, digest)
+        return seq
+
+    async def record_outcome(self, attempt_id: int, outcome: AttemptOutcome, now: datetime) -> None:
+        fields = common.outcome_fields(outcome)
+        async with self._write() as tx:
+            rows = await tx.fetch(
+                "SELECT outcome, verdict FROM attempts WHERE id = ?" + self.FOR_UPDATE, attempt_id
+            )
+            if not rows:
+                raise StoreError(f"unknown attempt {attempt_id}")
+            merged = json.loads(str(rows[0]["outcome"]))
+            merged.update(fields)
+            await tx.execute(
+                "UPDATE attempts SET outcome = ? WHERE id = ?", canonical(merged), attempt_id
+            )
+            payload = canonical({"attempt_id": attempt_id, "fields": fields})
+            await self._append(tx, "outcome", attempt_id, at=ts(now), payload=payload)
+
+    async def attempt(self, attempt_id: int) -> Decision | None:
+        async with self._read() as tx:
+            rows = await tx.fetch("SELECT * FROM attempts WHERE id = ?", attempt_id)
+        return common.decision_from_row(rows[0]) if rows else None
+
+    # -- audit and export ----------------------------------------------------------------------
+    async def verify_audit(self) -> list[str]:
+        async with self._read() as tx:
+            head = (await tx.fetch("SELECT seq, hash FROM audit_head WHERE id = 1"))[0]
+            entries = await tx.fetch("SELECT * FROM audit ORDER BY seq")
+            attempts = {int(str(r["id"])): r for r in await tx.fetch("SELECT * FROM attempts")}
+            oppositions = {
+                int(str(r["id"])): r
+                for r in await tx.fetch(
+                    "SELECT id, number_hmac, scope, source, at, attempt_id FROM oppositions"
+                )
+            }
+            records = await tx.fetch("SELECT id, fingerprint, data FROM legal_basis")
+        problems = common.verify_chain(
+            entries, int(str(head["seq"])), str(head["hash"]), attempts, oppositions
+        )
+        for r in records:
+            if fingerprint(record_from_json(str(r["data"]))) != r["fingerprint"]:
+                problems.append(f"legal-basis record {r['id']} altered")
+        return problems
+
+    async def export_attempts(self) -> AsyncIterator[dict[str, object]]:
+        async for row in self._pages("attempts"):
+            out = {c: row[c] for c in common.ATTEMPT_COLUMNS}
+            out.update(json.loads(str(row["outcome"])))
+            yield out
+
+    async def export_oppositions(self) -> AsyncIterator[dict[str, object]]:
+        async for row in self._pages("oppositions"):
+            yield dict(row)
+
+    async def _pages(self, table: str, size: int = 5000) -> AsyncIterator[Row]:
+        last = 0
+        while True:
+            async with self._read() as tx:
+                rows = await tx.fetch(
+                    f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT {size}", last
+                )
+            for row in rows:
+                yield row
+            if len(rows) < size:
+                return
+            last = int(str(rows[-1]["id"]))
+
+    async def attempts_for(self, number: str) -> list[dict[str, object]]:
+        async with self._read() as tx:
+            rows = await tx.fetch("SELECT * FROM attempts WHERE number = ? ORDER BY id", number)
+        out = []
+        for row in rows:
+            item = {c: row[c] for c in common.ATTEMPT_COLUMNS}
+            item["rules"] = json.loads(str(row["rules"]))
+            item["outcome"] = json.loads(str(row["outcome"]))
+            out.append(item)
+        return out
+
+
+def _with_id(d: Decision, attempt_id: int) -> Decision:
+    return dataclasses.replace(d, attempt_id=attempt_id)
