@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.sip.message import Headers, Request, Response, parse, response_for
 from gateway.sip.transaction import (
@@ -179,6 +181,22 @@ def test_invite_cancel_sent_bounds_proceeding_by_64_t1() -> None:
     assert tx.timed_out
 
 
+def test_invite_cancel_sent_in_calling_leaves_timer_b() -> None:
+    tx = client_transaction(make_request(), reliable=False, now=0.0)
+    assert isinstance(tx, InviteClientTransaction)
+    tx.cancel_sent(5.0)
+    assert tx.timer_deadline(Timer.B) == 32.0
+
+
+def test_late_timer_call_retransmits_once_not_in_a_burst() -> None:
+    tx = client_transaction(make_request(), reliable=False, now=0.0)
+    tx.take_outgoing()
+    tx.handle_timer(10.0)  # the loop was late: deadlines 0.5, 1.5, 3.5 and 7.5 all passed
+    assert [r.method for r in tx.take_outgoing()] == ["INVITE"]
+    assert tx.timer_deadline(Timer.A) == 11.0
+    assert tx.timer_deadline(Timer.B) == 32.0
+
+
 def test_invite_non_2xx_final_builds_ack_and_acks_each_retransmission() -> None:
     request = make_request(
         extra_vias=("SIP/2.0/UDP proxy.example.com;branch=z9hG4bKproxy",),
@@ -322,6 +340,51 @@ def test_non_invite_over_tcp_timer_k_is_zero_and_no_timer_e() -> None:
     assert state(tx) is State.TERMINATED
 
 
+TIMER_VALUES = (
+    st.sampled_from([0.125, 0.25, 0.5, 1.0, 2.0])
+    .flatmap(
+        lambda t1: st.builds(
+            Timers, t1=st.just(t1), t2=st.sampled_from([t1, 2 * t1, 4.0, 8.0, 16.0])
+        )
+    )
+    .filter(lambda timers: timers.t2 >= timers.t1)
+)
+
+
+@given(TIMER_VALUES)
+def test_retransmission_schedules_follow_t1_and_t2(timers: Timers) -> None:
+    timeout = 64 * timers.t1
+    # INVITE (17.1.1.2): intervals T1, 2*T1, 4*T1 ... uncapped, until Timer B.
+    invite = client_transaction(make_request(), reliable=False, timers=timers, now=0.0)
+    times = send_times(drive(invite))
+    expected = []
+    when, interval = timers.t1, timers.t1
+    while when < timeout:
+        expected.append(when)
+        interval *= 2
+        when += interval
+    assert times == expected
+    assert invite.timed_out
+    # Non-INVITE (17.1.2.2): intervals T1, 2*T1 ... capped at T2, until Timer F.
+    options = client_transaction(make_request("OPTIONS"), reliable=False, timers=timers, now=0.0)
+    times = send_times(drive(options))
+    expected = []
+    when, interval = timers.t1, timers.t1
+    while when < timeout:
+        expected.append(when)
+        interval = min(2 * interval, timers.t2)
+        when += interval
+    assert times == expected
+    assert options.timed_out
+    # INVITE server, non-2xx (17.2.1): Timer G follows the same capped series until Timer H.
+    request = make_request()
+    server = server_transaction(request, reliable=False, timers=timers, now=0.0)
+    server.respond(answer(request, 500), 0.0)
+    server.take_outgoing()
+    assert send_times(drive(server)) == expected
+    assert server.timed_out
+
+
 # -- INVITE server transaction (RFC 3261 section 17.2.1) ---------------------------------------
 
 
@@ -451,6 +514,17 @@ def test_server_transport_error_terminates() -> None:
     assert tx.get_timer() is None
 
 
+def test_server_transport_error_in_accepted_informs_tu_but_keeps_absorbing() -> None:
+    request = make_request()
+    tx = server_transaction(request, reliable=False, now=0.0)
+    tx.respond(answer(request, 200), 0.0)
+    tx.transport_error(0.0)
+    assert tx.transport_failed
+    assert state(tx) is State.ACCEPTED
+    assert tx.receive(request, 1.0) is None
+    assert tx.get_timer() == 32.0
+
+
 # -- non-INVITE server transaction (RFC 3261 section 17.2.2) -----------------------------------
 
 
@@ -514,6 +588,7 @@ class Link:
     client_tu_saw: list[tuple[float, int]] = field(default_factory=list)
     pending: list[Transaction] = field(default_factory=list)
     scheduled: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
+    server_txs: list[ServerTransaction] = field(default_factory=list)
 
     def start(self, request: Request) -> ClientTransaction:
         tx = client_transaction(request, reliable=False, now=self.now)
@@ -555,6 +630,7 @@ class Link:
                 return
             tx = server_transaction(request, reliable=False, now=self.now)
             self.server_layer.add_server(tx)
+            self.server_txs.append(tx)
             self.server_tu_saw.append((self.now, request.method))
             self.on_request(self, tx, request)
         else:
@@ -662,6 +738,47 @@ def test_pair_duplicates_are_absorbed_except_2xx_to_invite() -> None:
     # The OPTIONS was answered twice (once per copy), each answer arrived twice: the TU sees
     # one 200. The INVITE's single 2xx arrived twice, and both copies reach the TU (RFC 6026).
     assert link.client_tu_saw == [(0.0, 200), (0.0, 200), (0.0, 200)]
+    assert len(link.client_layer) == len(link.server_layer) == 0
+
+
+LOSSES = st.sets(st.integers(min_value=0, max_value=14), max_size=15)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lost_requests=LOSSES, lost_responses=LOSSES)
+def test_pair_options_under_any_loss_ends_cleanly(
+    lost_requests: set[int], lost_responses: set[int]
+) -> None:
+    link = Link(
+        on_request=accept_options, drop_requests=lost_requests, drop_responses=lost_responses
+    )
+    client = link.start(make_request("OPTIONS"))
+    link.run(until=100.0)
+    # The server TU sees the request at most once, the client TU the answer at most once.
+    assert [method for _, method in link.server_tu_saw] in ([], ["OPTIONS"])
+    assert len(link.client_tu_saw) <= 1
+    # Either the answer arrived, or Timer F reported a timeout, never both.
+    assert client.timed_out == (link.client_tu_saw == [])
+    if lost_requests >= set(range(11)):  # all 11 transmissions lost
+        assert link.server_tu_saw == []
+    assert len(link.client_layer) == len(link.server_layer) == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(lost_requests=LOSSES, lost_responses=LOSSES)
+def test_pair_rejected_invite_under_any_loss_ends_cleanly(
+    lost_requests: set[int], lost_responses: set[int]
+) -> None:
+    link = Link(on_request=reject_busy, drop_requests=lost_requests, drop_responses=lost_responses)
+    client = link.start(make_request())
+    link.run(until=100.0)
+    assert len(link.server_tu_saw) <= 1
+    assert [status for _, status in link.client_tu_saw] in ([], [486])
+    assert client.timed_out == (link.client_tu_saw == [])
+    acks = [when for when, method in link.server_saw if method == "ACK"]
+    for server in link.server_txs:
+        # Timer H reports a failure exactly when no ACK got through (17.2.1).
+        assert server.timed_out == (acks == [])
     assert len(link.client_layer) == len(link.server_layer) == 0
 
 

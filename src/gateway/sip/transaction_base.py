@@ -47,7 +47,7 @@ DEFAULT_TIMERS = Timers()
 
 
 class State(enum.Enum):
-    """Transaction states (RFC 3261 figures 5 to 8; ACCEPTED from RFC 6026 section 7)."""
+    """Transaction states (RFC 3261 figures 5 to 8; ACCEPTED from RFC 6026)."""
 
     CALLING = "Calling"
     TRYING = "Trying"
@@ -59,7 +59,7 @@ class State(enum.Enum):
 
 
 class Timer(enum.Enum):
-    """The named timers of RFC 3261 table 4 and RFC 6026 section 9."""
+    """The named timers of RFC 3261 table 4, and L and M of RFC 6026."""
 
     A = "A"  # INVITE request retransmission (17.1.1.2)
     B = "B"  # INVITE transaction timeout (17.1.1.2)

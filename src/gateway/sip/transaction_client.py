@@ -48,7 +48,7 @@ def build_ack(request: Request, response: Response) -> Request:
     headers.add("Max-Forwards", request.headers.get("Max-Forwards") or "70")
     headers.add("From", _required(request.headers.get("From"), "From"))
     headers.add("To", _required(response.headers.get("To"), "To"))
-    headers.add("Call-ID", request.call_id)
+    headers.add("Call-ID", _required(request.headers.get("Call-ID"), "Call-ID"))
     headers.add("CSeq", f"{request.cseq.seq} ACK")
     headers.add("Content-Length", "0")
     return Request("ACK", request.uri, headers)
@@ -81,6 +81,10 @@ class ClientTransaction(Transaction):
         self._outgoing: list[Request] = [request]
         self._interval = timers.t1
 
+    @property
+    def _call_id(self) -> str | None:
+        return self.request.headers.get("Call-ID")
+
     def take_outgoing(self) -> list[Request]:
         """The requests to hand to the transport now, oldest first; the queue is emptied."""
         out, self._outgoing = self._outgoing, []
@@ -95,7 +99,7 @@ class ClientTransaction(Transaction):
 
 
 class InviteClientTransaction(ClientTransaction):
-    """RFC 3261 section 17.1.1 (figure 5) with RFC 6026 section 7.2: CALLING, PROCEEDING,
+    """RFC 3261 section 17.1.1 (figure 5) as RFC 6026 section 8 corrects it: CALLING, PROCEEDING,
     COMPLETED, ACCEPTED, TERMINATED."""
 
     def __init__(
@@ -127,9 +131,10 @@ class InviteClientTransaction(ClientTransaction):
 
         "If there is no final response for the original request in 64*T1 seconds ... the client
         would then consider the original transaction cancelled and SHOULD destroy the client
-        transaction": Timer B is re-armed from now to serve as that limit.
+        transaction": Timer B is re-armed from now to serve as that limit. (In CALLING no
+        CANCEL should be sent yet, and Timer B still runs anyway.)
         """
-        if self.state in (State.CALLING, State.PROCEEDING):
+        if self.state is State.PROCEEDING:
             self._start(Timer.B, now + self.timers.transaction_timeout)
 
     def receive(self, response: Response, now: float) -> Response | None:
@@ -163,8 +168,8 @@ class InviteClientTransaction(ClientTransaction):
                 self._outgoing.append(self._ack)
             return None
         if state is State.ACCEPTED:
-            # RFC 6026 section 8.4: "any 2xx responses that match this client transaction and
-            # are received in the Accepted state MUST be passed up to the TU".
+            # RFC 6026 section 8.4: in Accepted every 2xx matching the transaction is passed
+            # up to the TU (retransmissions, and 2xx from other forks); other responses are not.
             return response if 200 <= status < 300 else None
         return None
 
@@ -177,7 +182,7 @@ class InviteClientTransaction(ClientTransaction):
         elif timer is Timer.B and self.state in (State.CALLING, State.PROCEEDING):
             # 17.1.1.2: "the client transaction SHOULD inform the TU that a timeout has
             # occurred"; PROCEEDING only gets here after cancel_sent() re-armed Timer B.
-            logger.debug("INVITE %s timed out (Timer B)", self.request.call_id)
+            logger.debug("INVITE %s timed out (Timer B)", self._call_id)
             self.timed_out = True
             self._terminate(now)
         elif timer in (Timer.D, Timer.M):
@@ -228,7 +233,7 @@ class NonInviteClientTransaction(ClientTransaction):
                 self._interval = self.timers.t2
             self._start(Timer.E, now + self._interval)
         elif timer is Timer.F and self.state in (State.TRYING, State.PROCEEDING):
-            logger.debug("%s %s timed out (Timer F)", self.request.method, self.request.call_id)
+            logger.debug("%s %s timed out (Timer F)", self.request.method, self._call_id)
             self.timed_out = True
             self._terminate(now)
         elif timer is Timer.K:

@@ -70,6 +70,11 @@ class ServerTransaction(Transaction):
         """Send the TU's ``response`` to the request of this transaction."""
         raise NotImplementedError
 
+    @property
+    def _call_id(self) -> str | None:
+        # For log lines: the raw header, which cannot raise as the parsed view may.
+        return self.request.headers.get("Call-ID")
+
     def _send(self, response: Response) -> None:
         self._last_response = response
         self._outgoing.append(response)
@@ -80,7 +85,7 @@ class ServerTransaction(Transaction):
 
 
 class InviteServerTransaction(ServerTransaction):
-    """RFC 3261 section 17.2.1 (figure 7) with RFC 6026 section 7.1: PROCEEDING, COMPLETED,
+    """RFC 3261 section 17.2.1 (figure 7) as RFC 6026 section 8 corrects it: PROCEEDING, COMPLETED,
     CONFIRMED, ACCEPTED, TERMINATED."""
 
     def __init__(
@@ -151,9 +156,21 @@ class InviteServerTransaction(ServerTransaction):
             self._send(response)
             return
         if state is State.TERMINATED:
-            logger.debug("%d for %s after termination dropped", status, self.request.call_id)
+            logger.debug("%d for %s after termination dropped", status, self._call_id)
             return
         raise TransactionError(f"cannot send {status} in state {state.name}")
+
+    def transport_error(self, now: float) -> None:
+        """The transport could not send a response (RFC 3261 section 17.2.4).
+
+        In ACCEPTED the failure is reported but the state is kept, as in RFC 6026's diagram of
+        the INVITE server transaction: the 2xx belongs to the TU, which may retransmit it or give
+        up, and Timer L still absorbs retransmitted INVITEs.
+        """
+        if self.state is State.ACCEPTED:
+            self.transport_failed = True
+            return
+        super().transport_error(now)
 
     def _fire(self, timer: Timer, now: float) -> None:
         if timer is Timer.TRYING_100:
@@ -169,7 +186,7 @@ class InviteServerTransaction(ServerTransaction):
         elif timer is Timer.H and self.state is State.COMPLETED:
             # 17.2.1: no ACK came: terminate and "indicate to the TU that a transaction failure
             # has occurred".
-            logger.debug("no ACK for %s (Timer H)", self.request.call_id)
+            logger.debug("no ACK for %s (Timer H)", self._call_id)
             self.timed_out = True
             self._terminate(now)
         elif timer in (Timer.I, Timer.L):
@@ -213,7 +230,7 @@ class NonInviteServerTransaction(ServerTransaction):
             return
         # 17.2.2: "Any other final responses passed by the TU to the server transaction MUST be
         # discarded while in the Completed state."
-        logger.debug("%d for %s discarded in %s", response.status, self.request.call_id, state)
+        logger.debug("%d for %s discarded in %s", response.status, self._call_id, state.name)
 
     def _fire(self, timer: Timer, now: float) -> None:
         if timer is Timer.J:
