@@ -172,16 +172,19 @@ def parse_params(text: str) -> dict[str, str | None]:
     Keys are lower-cased (parameter names are case-insensitive); values keep their case and, for
     a quoted-string, their quotes (see ``unquote``). ``None`` is a parameter without a value.
     """
-    params: dict[str, str | None] = {}
-    stripped = text.strip(" \t")
-    if not stripped:
-        return params
-    if stripped[0] != ";":
+    stripped = text.lstrip(" \t")
+    if stripped and stripped[0] != ";":
         stripped = ";" + stripped
+    return _params(stripped)
+
+
+def _params(text: str) -> dict[str, str | None]:
+    """``*( SEMI generic-param )`` with every ``;`` present, as after a Via or a name-addr."""
+    params: dict[str, str | None] = {}
     pos = 0
-    n = len(stripped)
+    n = len(text.rstrip(" \t"))
     while pos < n:
-        m = _PARAM.match(stripped, pos)
+        m = _PARAM.match(text, pos)
         if m is None or m.end() == pos:
             raise ParseError(f"Malformed parameters {text!r}")
         params[m[1].lower()] = m[2]
@@ -253,7 +256,7 @@ class Via:
             if port > 65535:
                 raise ParseError(f"Via port out of range: {value!r}")
         try:
-            params = parse_params(value[m.end() :])
+            params = _params(value[m.end() :])
         except ParseError:
             raise ParseError(f"Malformed Via parameters {value!r}") from None
         return cls(m[3].upper(), m[4], port, params)
@@ -354,9 +357,7 @@ class NameAddr:
             if _ADDR_SPEC.fullmatch(uri) is None or "," in uri or "?" in uri:
                 raise ParseError(f"Malformed addr-spec {value!r}")
             rest = semi + rest
-        if rest.strip(" \t") and not rest.lstrip(" \t").startswith(";"):
-            raise ParseError(f"Unexpected text after address in {value!r}")
-        return cls(display, uri, parse_params(rest))
+        return cls(display, uri, _params(rest))
 
     def __str__(self) -> str:
         display = "" if self.display is None else quote(self.display) + " "
