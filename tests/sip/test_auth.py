@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from gateway.sip.auth import (
     ALGORITHMS,
@@ -531,3 +534,52 @@ def test_loopback_trunk_flow_with_server_issued_nonces() -> None:
     )
     assert retry is not None
     assert server_accepts(retry, "INVITE")
+
+
+@given(st.text())
+def test_parse_arbitrary_text_raises_only_parse_error(text: str) -> None:
+    with contextlib.suppress(ParseError):
+        Challenge.parse("Digest " + text)
+    choose_challenge([text, "Digest " + text])
+    check_authorization("Digest " + text, method="INVITE", password="p", realm="r")
+
+
+# Printable ASCII without control characters: what a quoted-string can carry (RFC 3261 25.1).
+QDTEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=30)
+
+
+@given(
+    st.tuples(QDTEXT, QDTEXT, QDTEXT, QDTEXT),
+    st.sampled_from(ALGORITHMS),
+    st.sampled_from([(), ("auth",), ("auth-int",), ("auth", "auth-int")]),
+)
+def test_any_quoted_values_round_trip_through_the_server_check(
+    values: tuple[str, str, str, str], algorithm: str, qop: tuple[str, ...]
+) -> None:
+    realm, nonce, username, password = values
+    assume(qop or not algorithm.endswith("-sess"))  # -sess needs qop: tested apart
+    challenge = Challenge("Digest", realm, nonce, opaque=nonce, algorithm=algorithm, qop=qop)
+    value = authorization(
+        challenge,
+        method="INVITE",
+        uri="sip:a@b",
+        username=username,
+        password=password,
+        nc=1,
+        cnonce="abc",
+        body=b"v=0",
+    )
+    assert params_of(value)["realm"] == realm
+    assert check_authorization(
+        value, method="INVITE", password=password, realm=realm, username=username, body=b"v=0"
+    )
+
+
+def test_sess_without_qop_cannot_be_answered() -> None:
+    challenge = Challenge.parse('Digest realm="r", nonce="n", algorithm=MD5-sess')
+    assert not challenge.supported
+    assert choose_challenge(['Digest realm="r", nonce="n", algorithm=MD5-sess']) is None
+    with pytest.raises(DigestError):
+        authorization(
+            challenge, method="BYE", uri="sip:a", username="u", password="p", nc=1, cnonce="c"
+        )

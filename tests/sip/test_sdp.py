@@ -250,11 +250,21 @@ def test_malformed_mandatory_lines(body: bytes, what: str, status: int) -> None:
     assert info.value.status == status
 
 
-def test_malformed_bandwidth_is_ignored_not_fatal() -> None:
+def test_malformed_bandwidth_is_kept_verbatim_not_fatal() -> None:
     desc = SessionDescription.parse(
-        sdp("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "b=AS:lots", "t=0 0")
+        sdp(
+            "v=0",
+            "o=- 1 1 IN IP4 192.0.2.1",
+            "s=-",
+            "b=AS:lots",
+            "t=0 0",
+            "m=audio 1 RTP/AVP 0",
+            "b=TIAS",
+        )
     )
     assert desc.bandwidth == []
+    assert desc.other == [("b", "AS:lots")]
+    assert desc.media[0].other == [("b", "TIAS")]
 
 
 LINE = st.one_of(

@@ -211,10 +211,16 @@ class Challenge:
 
     @property
     def supported(self) -> bool:
-        """Whether this module can answer the challenge (algorithm and qop known)."""
-        return self.algorithm in ALGORITHMS and (
-            not self.qop or "auth" in self.qop or "auth-int" in self.qop
-        )
+        """Whether this module can answer the challenge (algorithm and qop known).
+
+        A "-sess" algorithm needs a qop: its session key holds the cnonce, which RFC 2617
+        section 3.2.2 forbids sending without qop.
+        """
+        if self.algorithm not in ALGORITHMS:
+            return False
+        if not self.qop:
+            return not self.algorithm.endswith("-sess")
+        return "auth" in self.qop or "auth-int" in self.qop
 
 
 def choose_challenge(values: Sequence[str]) -> Challenge | None:
@@ -258,19 +264,19 @@ def _response(
     # RFC 7616 section 3.4.3: with auth-int, A2 = Method ":" request-uri ":" H(entity-body)
     ha2 = hs(f"{a2}:{h(body)}" if qop == "auth-int" else a2)
     if qop is None:
+        if algorithm.endswith("-sess"):
+            raise DigestError(f"{algorithm} needs qop")  # no cnonce is sent without qop
         # RFC 2069 compatibility (RFC 2617 section 3.2.2.1), still seen on old SIP servers.
         return hs(f"{ha1}:{nonce}:{ha2}")
     return hs(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
 
 
 def _choose_qop(offered: tuple[str, ...]) -> str | None:
+    # "auth" unless only "auth-int" is offered: hashing the body breaks on any proxy that
+    # rewrites SDP, and "auth" is the option RFC 8760 requires every UA to support.
     if not offered:
         return None
-    if "auth" in offered:
-        return "auth"
-    if "auth-int" in offered:
-        return "auth-int"
-    raise DigestError(f"no supported qop among {offered!r}")
+    return "auth" if "auth" in offered else "auth-int"
 
 
 def authorization(
@@ -292,6 +298,8 @@ def authorization(
     """
     if not 1 <= nc <= 0xFFFFFFFF:
         raise DigestError(f"nonce count {nc} out of range")
+    if not challenge.supported:
+        raise DigestError(f"cannot answer {challenge.algorithm} with qop {challenge.qop!r}")
     qop = _choose_qop(challenge.qop)
     nc_value = f"{nc:08x}"
     a1 = f"{username}:{challenge.realm}:{password}"

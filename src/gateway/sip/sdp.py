@@ -47,9 +47,9 @@ _SESSION_AFTER_T = "rz"
 _MEDIA_BEFORE_C = "i"
 
 
-def _number(value: str, what: str, status: int = 400) -> int:
+def _number(value: str, what: str) -> int:
     if not _NUMBER.fullmatch(value):
-        raise ParseError(f"SDP {what}: {value!r} is not a number", status)
+        raise ParseError(f"SDP {what}: {value!r} is not a number")
     return int(value)
 
 
@@ -182,6 +182,7 @@ class MediaDescription:
         return _find_direction(self.attributes, default)
 
     def lines(self) -> list[str]:
+        """The media section's lines in RFC 8866 section 5 order, without line ends."""
         port = self.port if self.port_count is None else f"{self.port}/{self.port_count}"
         out = [f"m={' '.join([self.media, str(port), self.proto, *self.formats])}"]
         out += [f"{t}={v}" for t, v in self.other if t in _MEDIA_BEFORE_C]
@@ -271,6 +272,7 @@ class SessionDescription:
         return sdp
 
     def lines(self) -> list[str]:
+        """The body's lines in RFC 8866 section 5 order, without line ends."""
         out = [f"v={self.version}", f"o={self.origin}", f"s={self.name}"]
         out += [f"{t}={v}" for t, v in self.other if t in _SESSION_BEFORE_C]
         if self.connection is not None:
@@ -289,6 +291,7 @@ class SessionDescription:
         return out
 
     def to_text(self) -> str:
+        """The body as text, every line ended by CRLF (RFC 8866 section 5)."""
         return "".join(line + "\r\n" for line in self.lines())
 
     def to_bytes(self) -> bytes:
