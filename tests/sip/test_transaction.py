@@ -33,6 +33,7 @@ from gateway.sip.transaction import (
     TransactionLayer,
     client_key,
     client_transaction,
+    has_rfc3261_branch,
     server_key,
     server_transaction,
 )
@@ -840,21 +841,30 @@ def test_layer_matches_retransmission_ack_and_cancel_by_branch() -> None:
 
 
 def test_bare_magic_cookie_branch_uses_rfc_2543_matching() -> None:
-    # RFC 4475 badbranch: the branch is exactly the cookie, so it cannot be unique.
-    request = make_request()
+    # RFC 4475 section 3.2.1: the branch is the bare cookie, no identifier: RFC 2543 matching.
     data = (FIXTURES / "badbranch.dat").read_bytes()
-    options = parse(data)
-    assert isinstance(options, Request)
+    options = wire_request(parse(data))
+    assert options.top_via.branch == MAGIC_COOKIE
+    assert not has_rfc3261_branch(MAGIC_COOKIE)
+    assert has_rfc3261_branch(MAGIC_COOKIE + "x")
     key = server_key(options)
-    assert MAGIC_COOKIE not in key[:1]
-    assert key[0] == options.uri
-    assert len(key) != len(server_key(request))
+    assert key[:6] == (
+        "sip:user@example.com",
+        None,
+        "33242",
+        "badbranch.sadonfo23i420jv0as0derf3j3n",
+        8,
+        "OPTIONS",
+    )
     layer = TransactionLayer()
     tx = server_transaction(options, reliable=False, now=0.0)
     layer.add_server(tx)
-    assert layer.match_request(parse(data)) is tx  # type: ignore[arg-type]
-    other = make_request("OPTIONS", branch=MAGIC_COOKIE)  # same branch, another request
-    assert layer.match_request(other) is None
+    assert layer.match_request(wire_request(parse(data))) is tx
+    # Same bare branch, another request: the branch alone must not match it.
+    assert layer.match_request(make_request("OPTIONS", branch=MAGIC_COOKIE)) is None
+    other_cseq = wire_request(parse(data))
+    other_cseq.headers.set("CSeq", "9 OPTIONS")
+    assert layer.match_request(other_cseq) is None
 
 
 def inv2543() -> Request:
@@ -912,6 +922,33 @@ def test_rfc_2543_retransmission_with_other_cseq_is_another_transaction() -> Non
     other = inv2543()
     other.headers.set("CSeq", "57 INVITE")
     assert layer.match_request(other) is None
+
+
+def test_rfc_2543_ack_for_a_2xx_reaches_the_tu_in_accepted() -> None:
+    invite = inv2543()
+    layer = TransactionLayer()
+    tx = server_transaction(invite, reliable=False, now=0.0)
+    layer.add_server(tx)
+    ok = answer(invite, 200, to_tag="ok-tag")
+    tx.respond(ok, 0.1)
+    ack = ack_2543(invite, ok.headers.get("To") or "")
+    assert layer.match_request(ack) is tx
+    assert tx.receive(ack, 0.2) is ack  # RFC 6026: the 2xx's ACK belongs to the TU
+
+
+def test_layer_replaces_a_terminated_transaction_with_the_same_key() -> None:
+    layer = TransactionLayer()
+    request = make_request()
+    first = server_transaction(request, reliable=False, now=0.0)
+    layer.add_server(first)
+    first.transport_error(0.1)
+    assert layer.match_request(request) is None  # a terminated transaction matches nothing
+    second = server_transaction(request, reliable=False, now=0.2)
+    layer.add_server(second)
+    assert layer.match_request(request) is second
+    assert first not in layer
+    with pytest.raises(TransactionError):
+        layer.add_server(server_transaction(request, reliable=False, now=0.3))
 
 
 # -- the layer's single timer -------------------------------------------------------------------

@@ -94,6 +94,7 @@ class TransactionLayer:
         self._servers: dict[Key, ServerTransaction] = {}
         # RFC 2543 ACK matching: INVITE server transactions by everything but the To tag.
         self._acks_2543: dict[Key, InviteServerTransaction] = {}
+        self._ack_key_of: dict[Transaction, Key] = {}
         self._members: set[Transaction] = set()
         self._heap: list[tuple[float, int, Transaction]] = []
         self._order = itertools.count()
@@ -131,7 +132,9 @@ class TransactionLayer:
         if isinstance(tx, InviteServerTransaction) and not has_rfc3261_branch(
             tx.request.top_via.branch
         ):
-            self._acks_2543[ack_2543_key(tx.request)] = tx
+            ack_key = ack_2543_key(tx.request)
+            self._acks_2543[ack_key] = tx
+            self._ack_key_of[tx] = ack_key
         self._admit(tx)
 
     def remove(self, tx: Transaction) -> None:
@@ -146,10 +149,9 @@ class TransactionLayer:
         elif isinstance(tx, ServerTransaction):
             if self._servers.get(tx.key) is tx:
                 del self._servers[tx.key]
-            if isinstance(tx, InviteServerTransaction):
-                ack_key = ack_2543_key(tx.request)
-                if self._acks_2543.get(ack_key) is tx:
-                    del self._acks_2543[ack_key]
+            ack_key = self._ack_key_of.pop(tx, None)
+            if ack_key is not None and self._acks_2543.get(ack_key) is tx:
+                del self._acks_2543[ack_key]
 
     # -- matching ---------------------------------------------------------------------------
 

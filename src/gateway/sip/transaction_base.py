@@ -88,8 +88,9 @@ Key = tuple[object, ...]
 def has_rfc3261_branch(branch: str | None) -> bool:
     """True when ``branch`` is RFC 3261 style: the magic cookie and something unique after it.
 
-    A branch that is the bare cookie (RFC 4475 section 3.3.? "badbranch") cannot be unique, so
-    it is matched with the RFC 2543 rules like a branch without the cookie.
+    A branch that is the bare cookie carries no transaction identifier (RFC 4475 section 3.2.1,
+    "badbranch"); rather than reject it, we fall back to the RFC 2543 rules as that section
+    allows, as for a branch without the cookie.
     """
     return branch is not None and branch.startswith(MAGIC_COOKIE) and branch != MAGIC_COOKIE
 
