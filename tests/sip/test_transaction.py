@@ -232,6 +232,18 @@ def test_invite_non_2xx_final_builds_ack_and_acks_each_retransmission() -> None:
     assert not tx.timed_out
 
 
+def test_timer_d_is_32_s_or_64_t1_when_longer() -> None:
+    # "at least 32 seconds" (17.1.1.2), and long enough to absorb every retransmission the
+    # server makes until its own Timer H (64*T1).
+    assert Timers().timer_d == 32.0
+    assert Timers(t1=0.25).timer_d == 32.0
+    assert Timers(t1=1.0).timer_d == 64.0
+    request = make_request()
+    tx = client_transaction(request, reliable=False, timers=Timers(t1=1.0), now=0.0)
+    tx.receive(answer(request, 404), 2.0)
+    assert tx.get_timer() == 66.0
+
+
 def test_invite_non_2xx_over_tcp_terminates_at_once_timer_d_zero() -> None:
     request = make_request()
     tx = client_transaction(request, reliable=True, now=0.0)

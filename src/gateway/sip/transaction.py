@@ -190,8 +190,9 @@ class TransactionLayer:
     def match_cancel(self, cancel: Request) -> InviteServerTransaction | None:
         """The INVITE server transaction a CANCEL targets, or None (RFC 3261 section 9.2).
 
-        "the CANCEL request ... matches the transaction ... using the procedures in 17.2.3,
-        except that the method of the request is ignored": the key is computed as for INVITE.
+        Section 9.2 matches the CANCEL with the rules of 17.2.3 as if its method were not CANCEL:
+        the key is computed with method INVITE. A CANCEL of a non-INVITE request is pointless
+        (9.1), so only INVITE transactions are returned.
         """
         tx = self._live(self._servers.get(server_key(cancel, method="INVITE")))
         return tx if isinstance(tx, InviteServerTransaction) else None

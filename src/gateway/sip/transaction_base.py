@@ -16,6 +16,9 @@ from gateway.sip.message import Request
 #: RFC 3261 section 8.1.1.7: a branch starting with this was built by an RFC 3261 element.
 MAGIC_COOKIE = "z9hG4bK"
 
+#: Timer D over unreliable transports: "at least 32 seconds" (RFC 3261 section 17.1.1.2).
+TIMER_D_MINIMUM = 32.0
+
 #: How long an INVITE server transaction waits for the TU before it answers 100 (Trying) itself
 #: (RFC 3261 section 17.2.1).
 TRYING_DELAY = 0.2
@@ -41,6 +44,15 @@ class Timers:
     def transaction_timeout(self) -> float:
         """64*T1: Timers B, F, H, J (unreliable), L and M (RFC 3261 table 4, RFC 6026)."""
         return 64 * self.t1
+
+    @property
+    def timer_d(self) -> float:
+        """Timer D over unreliable transports: 32 s, or 64*T1 when that is longer.
+
+        Timer D absorbs the server's retransmissions of a non-2xx final response, which go on
+        until its Timer H (64*T1); 32 s is that span for the default T1, and the RFC's minimum.
+        """
+        return max(TIMER_D_MINIMUM, self.transaction_timeout)
 
 
 DEFAULT_TIMERS = Timers()

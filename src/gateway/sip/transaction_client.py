@@ -12,6 +12,7 @@ import logging
 from gateway.sip.message import Headers, Request, Response
 from gateway.sip.transaction_base import (
     DEFAULT_TIMERS,
+    MAGIC_COOKIE,
     Key,
     State,
     Timer,
@@ -75,7 +76,9 @@ class ClientTransaction(Transaction):
         if not has_rfc3261_branch(request.top_via.branch):
             # RFC 3261 8.1.1.7: every request we send carries a unique magic-cookie branch;
             # matching responses (17.1.3) depends on it.
-            raise TransactionError(f"request needs a {request.top_via.branch!r} branch")
+            raise TransactionError(
+                f"branch {request.top_via.branch!r} does not start with {MAGIC_COOKIE}"
+            )
         self.request = request
         self.key = request_client_key(request)
         self._outgoing: list[Request] = [request]
@@ -129,10 +132,10 @@ class InviteClientTransaction(ClientTransaction):
     def cancel_sent(self, now: float) -> None:
         """The TU sent a CANCEL for this INVITE (RFC 3261 section 9.1).
 
-        "If there is no final response for the original request in 64*T1 seconds ... the client
-        would then consider the original transaction cancelled and SHOULD destroy the client
-        transaction": Timer B is re-armed from now to serve as that limit. (In CALLING no
-        CANCEL should be sent yet, and Timer B still runs anyway.)
+        Without a final response to the INVITE within 64*T1 of the CANCEL, the client considers
+        the INVITE cancelled and destroys its transaction: Timer B is re-armed from now to serve
+        as that limit, and reports ``timed_out`` when it fires. (In CALLING no CANCEL should be
+        sent yet, and Timer B runs anyway.)
         """
         if self.state is State.PROCEEDING:
             self._start(Timer.B, now + self.timers.transaction_timeout)
@@ -159,7 +162,7 @@ class InviteClientTransaction(ClientTransaction):
             self.state = State.COMPLETED
             self._ack = build_ack(self.request, response)
             self._outgoing.append(self._ack)
-            self._start(Timer.D, now + (0.0 if self.reliable else 32.0))
+            self._start(Timer.D, now + (0.0 if self.reliable else self.timers.timer_d))
             return response
         if state is State.COMPLETED:
             if status >= 300 and self._ack is not None:

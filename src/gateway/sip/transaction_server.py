@@ -67,7 +67,12 @@ class ServerTransaction(Transaction):
         raise NotImplementedError
 
     def respond(self, response: Response, now: float) -> None:
-        """Send the TU's ``response`` to the request of this transaction."""
+        """Send the TU's ``response`` to the request of this transaction.
+
+        Provisional and final responses move the machine as RFC 3261 17.2.1 / 17.2.2 say. A
+        final response the machine cannot send (a second final to an INVITE) raises
+        :class:`TransactionError`; one that arrives after termination is dropped.
+        """
         raise NotImplementedError
 
     @property
