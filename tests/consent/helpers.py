@@ -87,6 +87,7 @@ def inputs(
     campaign: Campaign = FR_CAMPAIGN,
     advertiser: Advertiser | None = FR_ADVERTISER,
     records: Sequence[LegalBasisRecord] | None = None,
+    *,
     oppositions: Sequence[Opposition] = (),
     attempts: Sequence[datetime] = (),
 ) -> DecisionInputs:

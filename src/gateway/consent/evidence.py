@@ -87,14 +87,16 @@ def _when(raw: Mapping[str, object], key: str) -> datetime | None:
     text = _text(raw, key)
     if not text:
         return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
+    if len(text) == 10:  # a bare date: midnight UTC
         try:
             day = date.fromisoformat(text)
         except ValueError:
             raise _Bad(f"{key}: {text!r} is not an ISO-8601 date or time") from None
         return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Bad(f"{key}: {text!r} is not an ISO-8601 date or time") from None
     if value.tzinfo is None:
         raise _Bad(f"{key}: {text!r} has no time zone offset")
     return value.astimezone(UTC)
