@@ -469,8 +469,9 @@ def test_reuse_preauthenticates_with_incremented_nc() -> None:
         uri="sip:b",
         rng=rng,
         proxy=True,
+        call_id="call-1",
     )
-    headers = session.reuse("BYE", "sip:b;transport=tcp", rng)
+    headers = session.reuse("BYE", "sip:b;transport=tcp", rng, call_id="call-1")
     assert [name for name, _ in headers] == ["Authorization", "Proxy-Authorization"]
     www = params_of(headers[0][1])
     assert www["nc"] == "00000002"
@@ -479,10 +480,56 @@ def test_reuse_preauthenticates_with_incremented_nc() -> None:
         headers[0][1], method="BYE", password="secret", realm="trunk.example"
     )
     assert check_authorization(headers[1][1], method="BYE", password="secret", realm="proxy")
-    (_, again), _ = session.reuse("INVITE", "sip:b", rng)
+    [(_, again)] = session.reuse("INVITE", "sip:b", rng, call_id="call-2")
     assert params_of(again)["nc"] == "00000003"
     session.forget()
-    assert session.reuse("BYE", "sip:b", rng) == []
+    assert session.reuse("BYE", "sip:b", rng, call_id="call-1") == []
+
+
+def test_proxy_credentials_stay_within_their_call_id() -> None:
+    """RFC 3261 section 22.3: a 407's credentials MUST NOT be cached across dialogs."""
+    rng = random.Random(13)
+    session = DigestSession("alice", "secret")
+    proxy_challenge = Challenge.parse('Digest realm="proxy", nonce="p", qop=auth')
+    session.answer(proxy_challenge, method="INVITE", uri="sip:b", rng=rng, proxy=True)
+    assert session.reuse("BYE", "sip:b", rng, call_id="anything") == []  # no Call-ID: no cache
+    session.answer(
+        proxy_challenge, method="INVITE", uri="sip:b", rng=rng, proxy=True, call_id="call-1"
+    )
+    assert session.reuse("INVITE", "sip:c", rng) == []
+    assert session.reuse("INVITE", "sip:c", rng, call_id="call-2") == []
+    [(name, value)] = session.reuse("BYE", "sip:b", rng, call_id="call-1")
+    assert name == "Proxy-Authorization"
+    assert check_authorization(value, method="BYE", password="secret", realm="proxy")
+    session.forget("call-1")
+    assert session.reuse("BYE", "sip:b", rng, call_id="call-1") == []
+
+
+def test_proxy_cache_is_bounded_when_calls_are_never_forgotten() -> None:
+    rng = random.Random(14)
+    session = DigestSession("alice", "secret")
+    challenge = Challenge.parse('Digest realm="proxy", nonce="p", qop=auth')
+    for k in range(1100):
+        session.answer(
+            challenge, method="INVITE", uri="sip:b", rng=rng, proxy=True, call_id=f"c{k}"
+        )
+    assert session.reuse("BYE", "sip:b", rng, call_id="c0") == []
+    assert len(session.reuse("BYE", "sip:b", rng, call_id="c1099")) == 1
+
+
+def test_a_lone_rejected_value_is_not_read_as_characters() -> None:
+    rng = random.Random(15)
+    session = DigestSession("alice", "wrong")
+    sent = session.answer(Challenge.parse(KAMAILIO_1), method="INVITE", uri="sip:b", rng=rng)
+    assert sent is not None
+    again = session.answer(
+        Challenge.parse(KAMAILIO_2),
+        method="INVITE",
+        uri="sip:b",
+        rng=rng,
+        rejected=sent,  # a str is a Sequence[str] too: the session must not iterate it
+    )
+    assert again is None
 
 
 def test_newer_challenge_replaces_the_cached_one_for_its_realm() -> None:

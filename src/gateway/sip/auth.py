@@ -377,6 +377,8 @@ def check_authorization(
 
 _MAX_NONCES = 64
 """How many nonce counts a session remembers; older nonces are stale at any real server."""
+_MAX_CALLS = 1024
+"""How many calls' proxy challenges a session keeps if the caller never calls forget()."""
 
 WWW_AUTHORIZATION = "Authorization"
 PROXY_AUTHORIZATION = "Proxy-Authorization"
@@ -385,16 +387,20 @@ PROXY_AUTHORIZATION = "Proxy-Authorization"
 class DigestSession:
     """Digest credentials of one trunk, with the nonce counts and the challenges seen.
 
-    RFC 3261 section 22.3 lets a UAC cache credentials per realm and send them pre-emptively in
-    later requests (:meth:`reuse`); RFC 2617 section 3.2.2 makes each reuse of a nonce carry the
-    next nonce count. Random cnonces come from the ``rng`` the caller passes.
+    Challenges are cached so that later requests carry credentials up front (:meth:`reuse`),
+    within the limits of RFC 3261: a 401's challenge (section 22.2) may serve any later request
+    to the trunk, while a 407's (section 22.3) only serves requests with the same Call-ID:
+    "These credentials MUST NOT be cached across dialogs". Each reuse of a nonce carries the
+    next nonce count (RFC 2617 section 3.2.2). Random cnonces come from the caller's ``rng``.
     """
 
     def __init__(self, username: str, password: str) -> None:
         self.username = username
         self._password = password
-        # (header name, realm) -> latest challenge; a realm's newest challenge replaces older ones.
-        self._cached: dict[tuple[str, str], Challenge] = {}
+        # realm -> latest 401 challenge; a realm's newest challenge replaces older ones.
+        self._www: dict[str, Challenge] = {}
+        # Call-ID -> realm -> latest 407 challenge; insertion-ordered, oldest call evicted first.
+        self._proxy: dict[str, dict[str, Challenge]] = {}
         # nonce -> last nonce count used; insertion-ordered so the oldest nonce is evicted first.
         self._nc: dict[str, int] = {}
         # nonce -> cnonce, for "-sess" algorithms whose session key embeds the first cnonce.
@@ -409,47 +415,68 @@ class DigestSession:
         rng: random.Random,
         body: bytes = b"",
         proxy: bool = False,
+        call_id: str | None = None,
         rejected: Sequence[str] = (),
     ) -> str | None:
         """Answer ``challenge`` (from a 401, or a 407 when ``proxy``), or None to give up.
 
         ``rejected`` holds the ``Authorization`` (or ``Proxy-Authorization``) values that the
-        challenged request carried. RFC 3261 sections 22.2 and 22.3: if it already carried
-        credentials for this realm and the server challenges again without ``stale=true``, the
-        credentials are wrong and retrying is pointless: None, and the call fails with the 401
-        or 407. Two cases still earn one more try, because the password was not what failed:
-
-        - ``stale=true``: only the nonce expired (RFC 2617 section 3.2.1);
-        - the rejected credentials were sent pre-emptively (a nonce count above 1 on a nonce
-          other than the one now offered): the server forgot its nonce, e.g. after a restart.
+        challenged request carried, and ``call_id`` its Call-ID (needed to reuse a 407's
+        challenge within the call). RFC 3261 section 22.1: "A UAC MUST NOT re-attempt requests
+        with the credentials that have just been rejected (though the request may be retried if
+        the nonce was stale)". So when the request already carried credentials for this realm
+        and the server challenges again without ``stale=true``, the password is wrong: None,
+        and the call fails with the 401 or 407. Rejected credentials that were sent up front
+        (a nonce count above 1, on a nonce other than the one now offered) earn one fresh
+        answer: the server merely forgot its nonce, e.g. after a restart.
         """
         if not challenge.supported:
             return None
-        if not challenge.stale:
-            for value in rejected:
-                if _proves_wrong_credentials(value, challenge):
-                    return None
-        header = PROXY_AUTHORIZATION if proxy else WWW_AUTHORIZATION
-        self._cached[(header, challenge.realm)] = challenge
+        if isinstance(rejected, str):
+            rejected = [rejected]  # a lone header value, not a sequence of characters
+        if not challenge.stale and any(_proves_wrong(v, challenge) for v in rejected):
+            return None
+        if not proxy:
+            self._www[challenge.realm] = challenge
+        elif call_id is not None:
+            calls = self._proxy.pop(call_id, {})
+            calls[challenge.realm] = challenge
+            self._proxy[call_id] = calls  # re-insert: most recently used last
+            while len(self._proxy) > _MAX_CALLS:
+                del self._proxy[next(iter(self._proxy))]
         return self._authorize(challenge, method=method, uri=uri, rng=rng, body=body)
 
     def reuse(
-        self, method: str, uri: str, rng: random.Random, body: bytes = b""
+        self,
+        method: str,
+        uri: str,
+        rng: random.Random,
+        body: bytes = b"",
+        *,
+        call_id: str | None = None,
     ) -> list[tuple[str, str]]:
         """Credentials for a new request from the cached challenges, as (header name, value).
 
         Pre-authenticates later requests (BYE, in-dialog re-INVITE, the next INVITE) so that a
-        server that challenges every request does not cost a round trip each time; the nonce
-        count increases with each use (RFC 2617 section 3.2.2). Empty when nothing is cached.
+        server that challenges every request does not cost a round trip each time:
+        ``Authorization`` from every cached 401 challenge, and ``Proxy-Authorization`` from the
+        407 challenges of the request's own ``call_id``. Empty when nothing applies.
         """
+        headers = [(WWW_AUTHORIZATION, c) for c in self._www.values()]
+        if call_id is not None:
+            headers += [(PROXY_AUTHORIZATION, c) for c in self._proxy.get(call_id, {}).values()]
         return [
-            (header, self._authorize(challenge, method=method, uri=uri, rng=rng, body=body))
-            for (header, _realm), challenge in self._cached.items()
+            (name, self._authorize(c, method=method, uri=uri, rng=rng, body=body))
+            for name, c in headers
         ]
 
-    def forget(self) -> None:
-        """Drop the cached challenges, e.g. after the trunk's credentials changed."""
-        self._cached.clear()
+    def forget(self, call_id: str | None = None) -> None:
+        """Drop the proxy challenges of ``call_id`` when its dialog ends; everything if None."""
+        if call_id is not None:
+            self._proxy.pop(call_id, None)
+            return
+        self._www.clear()
+        self._proxy.clear()
         self._nc.clear()
         self._sess_cnonce.clear()
 
@@ -463,10 +490,9 @@ class DigestSession:
             old = next(iter(self._nc))
             del self._nc[old]
             self._sess_cnonce.pop(old, None)
+        cnonce = self._sess_cnonce.get(nonce) or _new_cnonce(rng)
         if challenge.algorithm.endswith("-sess"):
-            cnonce = self._sess_cnonce.setdefault(nonce, _new_cnonce(rng))
-        else:
-            cnonce = _new_cnonce(rng)
+            self._sess_cnonce[nonce] = cnonce
         return authorization(
             challenge,
             method=method,
@@ -484,7 +510,7 @@ def _new_cnonce(rng: random.Random) -> str:
     return f"{rng.getrandbits(96):024x}"
 
 
-def _proves_wrong_credentials(value: str, challenge: Challenge) -> bool:
+def _proves_wrong(value: str, challenge: Challenge) -> bool:
     """Whether rejected credentials ``value`` show that the password (or user) is wrong."""
     params = _credentials(value)
     if params is None:
