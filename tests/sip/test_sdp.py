@@ -114,6 +114,7 @@ VIDEO_OFFER = sdp(
 def test_parse_freeswitch_answer() -> None:
     desc = SessionDescription.parse(FREESWITCH_ANSWER)
     assert desc.origin == Origin("FreeSWITCH", 1700000000, 1700000001, "IN", "IP4", "203.0.113.10")
+    assert (desc.origin.session_id, desc.origin.version) == (1700000000, 1700000001)
     assert desc.name == "FreeSWITCH"
     assert desc.connection == "203.0.113.10"
     assert desc.timing == [(0, 0)]

@@ -82,6 +82,16 @@ class Origin:
     addrtype: str
     address: str
 
+    @property
+    def session_id(self) -> int:
+        """``sess_id`` under the name :func:`make_offer` and :func:`make_answer` take."""
+        return self.sess_id
+
+    @property
+    def version(self) -> int:
+        """``sess_version`` under the name :func:`make_offer` and :func:`make_answer` take."""
+        return self.sess_version
+
     def __str__(self) -> str:
         return (
             f"{self.username} {self.sess_id} {self.sess_version} "
