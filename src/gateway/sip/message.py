@@ -305,6 +305,8 @@ def parse(data: bytes) -> Request | Response:
     if "\n " in text or "\n\t" in text:
         text = _FOLD.sub(" ", text)
     lines = text.split("\n")
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()  # a datagram that ends after its last header line, without the empty line
     start = lines[0]
     error: SipError | None = None
 
@@ -313,8 +315,7 @@ def parse(data: bytes) -> Request | Response:
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         if not colon:
-            if not line:
-                continue
+            # An empty line here would end the header section for another parser: refuse.
             error = error or ParseError(f"Header line without a colon: {line[:40]!r}")
             continue
         try:
