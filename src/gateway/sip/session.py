@@ -1,0 +1,292 @@
+"""What every call shares once a dialog exists: in-dialog requests, session timers, BYE.
+
+RFC 3261 sections 12 to 15 and RFC 4028. :class:`Call` is the base of the outbound and inbound
+calls of :mod:`gateway.sip.invite`; it talks to the endpoint only through the small interface
+of :class:`Core` (send a request, respond, schedule, emit).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from gateway.sip.dialog import Dialog
+from gateway.sip.errors import SipError
+from gateway.sip.events import Address, CallEnded, CallUpdated, DtmfReceived, Event
+from gateway.sip.headers import parse_params
+from gateway.sip.message import Request, Response, response_for
+from gateway.sip.sdp import SessionDescription, make_answer
+from gateway.sip.transaction import ClientTransaction, ServerTransaction, Timers
+
+__all__ = ["Call", "Core", "parse_dtmf_info"]
+
+ResponseHandler = Callable[[ClientTransaction, Response | None, float], None]
+
+
+class Core(Protocol):
+    """What a call needs from the endpoint."""
+
+    rng: random.Random
+
+    @property
+    def timers(self) -> Timers: ...
+    @property
+    def session_expires(self) -> int: ...
+    @property
+    def min_se(self) -> int: ...
+    @property
+    def follow_redirects(self) -> bool: ...
+    @property
+    def max_redirects(self) -> int: ...
+    @property
+    def user_agent(self) -> str: ...
+    def send_request(
+        self, request: Request, destination: Address, now: float, handler: ResponseHandler | None
+    ) -> ClientTransaction: ...
+    def send_stateless(self, message: Request | Response, destination: Address) -> None: ...
+    def respond(self, stx: ServerTransaction, response: Response, now: float) -> None: ...
+    def schedule(self, deadline: float, fn: Callable[[float], None]) -> int: ...
+    def cancel_timer(self, handle: int | None) -> None: ...
+    def emit(self, event: Event) -> None: ...
+    def forget(self, call_id: str) -> None: ...
+    def tag(self) -> str: ...
+    def via(self, transport: str) -> str: ...
+    def contact(self, transport: str, user: str = "gw") -> str: ...
+    def capabilities(self, response: Response) -> Response: ...
+    def destination(self, uri: str, transport: str) -> Address: ...
+
+
+class Call:
+    """A call with (eventually) a confirmed dialog: the in-dialog half of RFC 3261."""
+
+    def __init__(self, core: Core, call_id: str, transport: str, local_sdp: bytes) -> None:
+        self.core = core
+        self.call_id = call_id
+        self.transport = transport
+        self.dialog: Dialog | None = None
+        self.local_sdp = local_sdp
+        self.ended = False
+        self.answered = False
+        # RFC 4028: who refreshes ("local" or "remote"), the interval, and the timer handle.
+        self.refresher: str | None = None
+        self.interval: int = 0
+        self._session_timer: int | None = None
+        self._bye_tx: ClientTransaction | None = None
+        #: The cause reported when our BYE completes, when it is not a plain hang-up (488).
+        self.end_cause: tuple[int, str] | None = None
+
+    # -- dialog membership --------------------------------------------------------------------
+
+    def in_dialog(self, request: Request) -> bool:
+        d = self.dialog
+        return d is not None and request.to.tag == d.local_tag and request.from_.tag == d.remote_tag
+
+    def receive_request(self, stx: ServerTransaction, request: Request, now: float) -> None:
+        """A request within our dialog (RFC 3261 section 12.2.2)."""
+        assert self.dialog is not None
+        if not self.dialog.receive_request(request):
+            self.core.respond(stx, response_for(request, 500, "Out of order CSeq"), now)
+            return
+        method = request.method
+        if method == "BYE":
+            self.core.respond(stx, response_for(request, 200), now)
+            self._end(200, "BYE", "remote", now)
+        elif method in ("INVITE", "UPDATE"):
+            self._receive_offer(stx, request, now)
+        elif method == "INFO":
+            self._receive_info(stx, request, now)
+        elif method == "OPTIONS":
+            self.core.respond(stx, self.core.capabilities(response_for(request, 200)), now)
+        else:
+            self.core.respond(stx, response_for(request, 405, headers=_allow()), now)
+
+    def receive_ack(self, ack: Request, now: float) -> None:
+        """An ACK for a 2xx we sent (overridden where a 2xx is being retransmitted)."""
+
+    def cancelled(self, target: ServerTransaction, now: float) -> None:
+        """A CANCEL matched one of our INVITE server transactions."""
+
+    def stray_2xx(self, response: Response, now: float) -> None:
+        """A 2xx that matched no transaction (its transaction ended): overridden by the UAC."""
+
+    def server_timeout(self, stx: ServerTransaction, now: float) -> None:
+        """Timer H fired on one of our server transactions: no ACK ever came."""
+
+    # -- re-INVITE and UPDATE from the far end --------------------------------------------------
+
+    def _receive_offer(self, stx: ServerTransaction, request: Request, now: float) -> None:
+        try:
+            interval, refresher = self._session_request(request)
+        except SipError as exc:
+            self.core.respond(stx, response_for(request, exc.status, headers=exc.headers), now)
+            return
+        response = response_for(request, 200)
+        response.headers.add("Contact", self.core.contact(self.transport))
+        if request.body:
+            try:
+                offer = SessionDescription.parse(request.body)
+                ours = SessionDescription.parse(self.local_sdp)
+                audio_port = next(m.port for m in ours.media if m.media == "audio")
+                answer, audio = make_answer(
+                    offer,
+                    address=ours.connection or ours.origin.address,
+                    port=audio_port,
+                    session_id=ours.origin.session_id,
+                    version=ours.origin.version + 1,
+                )
+            except (SipError, StopIteration) as exc:
+                status = exc.status if isinstance(exc, SipError) else 488
+                self.core.respond(stx, response_for(request, status), now)
+                return
+            body = bytes(answer)
+            if _without_origin(body) != _without_origin(self.local_sdp):
+                self.local_sdp = body  # RFC 3264 section 8: a changed session, a new version
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = self.local_sdp
+            self.core.emit(CallUpdated(self.call_id, audio, now))
+        elif request.method == "INVITE":
+            # An offerless re-INVITE: our 2xx carries an offer, the ACK the answer (13.2.1).
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = self.local_sdp
+        if interval:
+            response.headers.add("Require", "timer")
+            who = "uac" if refresher == "remote" else "uas"
+            response.headers.add("Session-Expires", f"{interval};refresher={who}")
+            self._arm_session(interval, refresher, now)
+        self.send_final(stx, response, now)
+
+    def send_final(self, stx: ServerTransaction, response: Response, now: float) -> None:
+        """Send a final response (overridden by inbound calls that retransmit 2xx)."""
+        self.core.respond(stx, response, now)
+
+    def _session_request(self, request: Request) -> tuple[int, str | None]:
+        """Read RFC 4028 headers of a refresh request: (interval, who refreshes) or (0, None)."""
+        value = request.headers.get("Session-Expires")
+        if value is None:
+            return 0, None
+        number, _, params = value.partition(";")
+        try:
+            interval = int(number.strip())
+        except ValueError as exc:
+            raise SipError("malformed Session-Expires") from exc
+        if interval < self.core.min_se:
+            # RFC 4028 section 8.1: too small -> 422 with our Min-SE.
+            raise SipError(
+                "Session interval too small", 422, headers=[("Min-SE", str(self.core.min_se))]
+            )
+        who = parse_params(params).get("refresher") if params else None
+        # "uac" is the sender of this request, i.e. the far end (RFC 4028 section 9).
+        return interval, "local" if who == "uas" else "remote"
+
+    def _arm_session(self, interval: int, refresher: str | None, now: float) -> None:
+        """Start the RFC 4028 timer: refresh at half the interval, or expect the far end's."""
+        self.core.cancel_timer(self._session_timer)
+        self.interval, self.refresher = interval, refresher
+        if refresher == "local":
+            self._session_timer = self.core.schedule(now + interval / 2, self._refresh)
+        else:
+            # Section 10: without a refresh, BYE "before the session expiration", leaving
+            # min(32, interval / 3) seconds for the refresh to arrive.
+            deadline = now + interval - min(32.0, interval / 3)
+            self._session_timer = self.core.schedule(deadline, self._session_expired)
+
+    def _refresh(self, now: float) -> None:
+        """Refresh the session with a re-INVITE carrying our unchanged SDP (section 7.4)."""
+        if self.ended or self.dialog is None:
+            return
+        request = self.dialog.create_request(
+            "INVITE",
+            via=self.core.via(self.transport),
+            contact=self.core.contact(self.transport),
+            headers=[
+                ("Supported", "timer"),
+                ("Session-Expires", f"{self.interval};refresher=uac"),
+                ("Content-Type", "application/sdp"),
+            ],
+            body=self.local_sdp,
+        )
+        dest = self.core.destination(str(self.dialog.next_hop()), self.transport)
+
+        def answered(tx: ClientTransaction, response: Response | None, at: float) -> None:
+            if response is None or response.status in (408, 481):
+                # RFC 3261 section 14.1: the dialog is gone; end the call.
+                self.hangup(at, 'SIP;cause=408;text="Session refresh failed"')
+            elif 200 <= response.status < 300 and self.dialog is not None:
+                ack = self.dialog.create_request(
+                    "ACK", via=self.core.via(self.transport), cseq=request.cseq.seq
+                )
+                self.core.send_stateless(ack, dest)
+                self._arm_session(self.interval, "local", at)
+
+        self.core.send_request(request, dest, now, answered)
+
+    def _session_expired(self, now: float) -> None:
+        if not self.ended:
+            self.hangup(now, 'SIP;cause=408;text="Session expired"')
+
+    # -- INFO ---------------------------------------------------------------------------------
+
+    def _receive_info(self, stx: ServerTransaction, request: Request, now: float) -> None:
+        digit, duration = parse_dtmf_info(request.content_type, request.body)
+        self.core.respond(stx, response_for(request, 200), now)
+        if digit is not None:
+            self.core.emit(DtmfReceived(self.call_id, digit, duration, now))
+
+    # -- ending -------------------------------------------------------------------------------
+
+    def hangup(self, now: float, reason: str | None = None) -> None:
+        """Send BYE in the confirmed dialog; CallEnded follows when it completes."""
+        if self.ended or self.dialog is None or self._bye_tx is not None:
+            return
+        headers = [("Reason", reason)] if reason else []
+        bye = self.dialog.create_request("BYE", via=self.core.via(self.transport), headers=headers)
+        dest = self.core.destination(str(self.dialog.next_hop()), self.transport)
+
+        def answered(tx: ClientTransaction, response: Response | None, at: float) -> None:
+            if response is None or response.status >= 200:
+                cause, text = self.end_cause or (200, "BYE")
+                self._end(cause, text, "local", at)
+
+        self._bye_tx = self.core.send_request(bye, dest, now, answered)
+
+    def _end(self, cause: int, reason: str, by: str, now: float) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.core.cancel_timer(self._session_timer)
+        self.core.emit(CallEnded(self.call_id, cause, reason, by, now, self.answered))
+        # Kept for 64*T1 to absorb retransmissions (a 2xx to re-ACK, a repeated BYE).
+        linger = 64 * self.core.timers.t1
+        self.core.schedule(now + linger, lambda at: self.core.forget(self.call_id))
+
+
+def parse_dtmf_info(content_type: str | None, body: bytes) -> tuple[str | None, int | None]:
+    """The digit of a SIP INFO body: ``application/dtmf-relay`` (``Signal=5``, ``Duration=160``)
+    or ``application/dtmf`` (the digit alone). Returns (None, None) for anything else."""
+    text = body.decode("utf-8", "replace").strip()
+    if content_type == "application/dtmf":
+        key = text[:1].upper()
+        return (key, None) if key and key in "0123456789*#ABCD" else (None, None)
+    if content_type != "application/dtmf-relay":
+        return None, None
+    digit: str | None = None
+    duration: int | None = None
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        name, value = name.strip().lower(), value.strip()
+        if name == "signal" and value:
+            digit = {"10": "*", "11": "#"}.get(value, value[:1].upper())
+        elif name == "duration" and value.isdigit():
+            duration = int(value)
+    if digit is None or digit not in "0123456789*#ABCD":
+        return None, None
+    return digit, duration
+
+
+def _without_origin(sdp: bytes) -> bytes:
+    return b"\n".join(line for line in sdp.splitlines() if not line.startswith(b"o="))
+
+
+def _allow() -> Sequence[tuple[str, str]]:
+    return [("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO")]
