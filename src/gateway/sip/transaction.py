@@ -85,8 +85,9 @@ class TransactionLayer:
     transactions ("destroyed immediately", RFC 3261 sections 17.1.1.2 and 17.2.1).
 
     Each transaction tells the layer of every deadline it arms, and the layer pushes it on the
-    heap; entries whose timer was stopped or moved are skipped when they reach the top, and the
-    heap is rebuilt when stale entries outnumber live transactions.
+    heap; entries whose timer was stopped or fired are skipped when they reach the top. A
+    transaction has at most two timers armed at once, so the heap is rebuilt when it holds more
+    than four entries per live transaction: the rebuilding cost stays amortised.
     """
 
     def __init__(self) -> None:
@@ -227,7 +228,7 @@ class TransactionLayer:
         for tx in handled:
             if tx.terminated:
                 self.remove(tx)
-        if len(heap) > 2 * len(self._members) + 64:
+        if len(heap) > 4 * len(self._members) + 64:
             self._rebuild(now)
         return handled
 
