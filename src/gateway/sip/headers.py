@@ -24,9 +24,11 @@ _QUOTED_RE = re.compile(QUOTED)
 _QUOTED_PAIR = re.compile(r"\\([^\r\n])")
 # gen-value = token / host / quoted-string   (host adds ":" "[" "]" for IPv6 to the token set)
 # generic-param = token [ EQUAL gen-value ] ; SEMI = SWS ";" SWS ; EQUAL = SWS "=" SWS
-_PARAM = re.compile(
+_PARAM_RULE = (
     rf"[ \t]*;[ \t]*({TOKEN})(?:[ \t]*=[ \t]*([A-Za-z0-9\-.!%*_+`'~:\[\]]+|{QUOTED}))?[ \t]*"
 )
+_PARAM = re.compile(_PARAM_RULE)
+_PARAMS = re.compile(rf"(?:{_PARAM_RULE})*")
 
 # RFC 3261 section 7.3.3 and the extensions' registrations (IANA "Header Fields" registry).
 COMPACT_FORMS: dict[str, str] = {
@@ -180,16 +182,12 @@ def parse_params(text: str) -> dict[str, str | None]:
 
 def _params(text: str) -> dict[str, str | None]:
     """``*( SEMI generic-param )`` with every ``;`` present, as after a Via or a name-addr."""
-    params: dict[str, str | None] = {}
-    pos = 0
-    n = len(text.rstrip(" \t"))
-    while pos < n:
-        m = _PARAM.match(text, pos)
-        if m is None or m.end() == pos:
-            raise ParseError(f"Malformed parameters {text!r}")
-        params[m[1].lower()] = m[2]
-        pos = m.end()
-    return params
+    if not text:
+        return {}
+    if _PARAMS.fullmatch(text) is None:
+        raise ParseError(f"Malformed parameters {text!r}")
+    # A value is one or more characters (a quoted one at least its quotes): "" means none.
+    return {name.lower(): value or None for name, value in _PARAM.findall(text)}
 
 
 def format_params(params: dict[str, str | None]) -> str:
