@@ -8,7 +8,24 @@ thousands of transactions needs a single timer.
 
 Everything is sans-IO: methods that depend on time take ``now``; ``get_timer()`` gives the
 earliest deadline; ``handle_timer(now)`` fires what is due; ``take_outgoing()`` gives what to
-send.
+send. An endpoint uses it roughly so::
+
+    layer = TransactionLayer()
+    tx = client_transaction(invite, reliable=False, timers=timers, now=now)
+    layer.add_client(tx)                      # then send tx.take_outgoing()
+    # a response arrives:
+    tx = layer.match_response(response)       # None: a stray response, dropped (RFC 6026)
+    passed = tx.receive(response, now) if tx else None   # not None: give it to the TU
+    # a request arrives:
+    server = layer.match_request(request)     # retransmission or ACK of a known transaction
+    if server is not None:
+        passed = server.receive(request, now)  # None: absorbed (the last response re-queued)
+    elif request.method != "ACK":             # (an unmatched ACK goes to the dialog layer)
+        server = server_transaction(request, reliable=False, timers=timers, now=now)
+        layer.add_server(server)              # and hand the request to the TU
+    # the one timer of the endpoint:
+    for tx in layer.handle_timer(now):        # send tx.take_outgoing(); read tx.timed_out
+        ...
 """
 
 from __future__ import annotations

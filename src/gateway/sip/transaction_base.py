@@ -183,6 +183,8 @@ class Transaction:
     timers: Timers
     timed_out: bool
     transport_failed: bool
+    #: The matching key (RFC 3261 sections 17.1.3 and 17.2.3), set by each machine.
+    key: Key
 
     def __init__(self, state: State, *, reliable: bool, timers: Timers) -> None:
         self.state = state
@@ -196,6 +198,9 @@ class Transaction:
         self.transport_failed = False
         self._deadlines: dict[Timer, float] = {}
         self._listener: Listener | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.state.name} {self.key!r}>"
 
     @property
     def terminated(self) -> bool:
