@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -24,11 +24,11 @@ from tests.consent.helpers import (
 
 def paris(*args: int) -> datetime:
     """A Paris wall-clock time in winter (UTC+1) as UTC."""
-    return datetime(*args, tzinfo=UTC) - timedelta(hours=1)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC) - timedelta(hours=1)  # type: ignore[misc,arg-type]
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc,arg-type]
 
 
 OLD = utc(2025, 12, 1)  # a consent collected before every date below, less than a year before
@@ -106,14 +106,14 @@ def test_us_calling_window(
 
 
 def test_campaign_window_override_only_narrows() -> None:
-    c = dataclasses.replace(FR_CAMPAIGN, window_override=((datetime.min.time(), _t(11)),))
+    c = dataclasses.replace(FR_CAMPAIGN, window_override=((time(0), _t(11)),))
     d = decide(inputs(campaign=c), paris(2026, 11, 30, 10, 59, 30))
     assert d.verdict is Verdict.DEFER and d.until == paris(2026, 12, 1, 10)
     assert decide(inputs(campaign=c), paris(2026, 11, 30, 10, 30)).allowed
 
 
-def _t(h: int) -> datetime.time:  # type: ignore[name-defined]
-    return datetime(2000, 1, 1, h).time()
+def _t(h: int) -> time:
+    return time(h)
 
 
 # -- frequency ---------------------------------------------------------------------------------
