@@ -102,7 +102,10 @@ class OutboundCall(Call):
     def _send_invite(self, request: Request, now: float) -> None:
         if self.auth is not None:
             # Pre-authenticate with the realm's cached challenge (RFC 3261 section 22.3).
-            for name, value in self.auth.reuse("INVITE", request.uri, self.core.rng, request.body):
+            cached = self.auth.reuse(
+                "INVITE", request.uri, self.core.rng, request.body, call_id=self.call_id
+            )
+            for name, value in cached:
                 request.headers.set(name, value)
         self.invite_request = request
         tx = self.core.send_request(request, self.destination, now, self._on_response)
@@ -246,6 +249,7 @@ class OutboundCall(Call):
             rng=self.core.rng,
             body=self.invite_request.body,
             proxy=proxy,
+            call_id=self.call_id,
             rejected=sent,
         )
         if value is None:

@@ -1,0 +1,185 @@
+"""The composition root: builds the parts from the configuration and wires them together.
+
+Cores take plain values (``t1=0.5``), never the config object; this module is where the
+configuration becomes those values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import socket
+from collections.abc import Callable
+
+from gateway.config import Config, ConfigError
+from gateway.sip.endpoint import Endpoint, EndpointSettings, TrunkSettings
+from gateway.sip.errors import SipError
+from gateway.sip.events import (
+    CallEnded,
+    Event,
+    IncomingCall,
+    OptionsAnswered,
+    TrunkStateChanged,
+)
+from gateway.sip.transaction import Timers
+from gateway.sip.transport import SipTransport, client_context, parse_listen, server_context
+from gateway.sip.uri import SipURI
+
+log = logging.getLogger("gateway")
+
+
+def endpoint_settings(config: Config) -> EndpointSettings:
+    sip = config.sip
+    return EndpointSettings(
+        timers=Timers(t1=sip.t1, t2=sip.t2, t4=sip.t4),
+        user_agent=sip.user_agent,
+        follow_redirects=sip.follow_redirects,
+        max_redirects=sip.max_redirects,
+        session_expires=sip.session_expires,
+        min_se=sip.min_se,
+        stranger_rate=sip.stranger_rate,
+    )
+
+
+def trunk_settings(config: Config) -> list[TrunkSettings]:
+    """Each trunk with the IP addresses its requests may come from (names resolved once)."""
+    out = []
+    for name, trunk in config.trunks.items():
+        try:
+            uri = SipURI.parse(trunk.uri)
+        except SipError as exc:
+            raise ConfigError(f"trunks.{name}.uri: {exc}") from exc
+        sources = {_resolve(uri.host_address)}
+        for source in trunk.allowed_sources:
+            host = source.rsplit(":", 1)[0] if source.count(":") == 1 else source
+            sources.add(_resolve(host.strip("[]")))
+        out.append(
+            TrunkSettings(
+                name=name,
+                uri=trunk.uri,
+                username=trunk.username,
+                password=trunk.password,
+                from_domain=trunk.from_domain,
+                keepalive_interval=trunk.keepalive_interval,
+                sources=tuple(sorted(sources)),
+            )
+        )
+    return out
+
+
+def _resolve(host: str) -> str:
+    try:
+        return str(socket.getaddrinfo(host, None)[0][4][0])
+    except OSError:
+        return host
+
+
+def build_endpoint(config: Config, rng: random.Random | None = None) -> Endpoint:
+    return Endpoint(
+        endpoint_settings(config), trunk_settings(config), rng=rng or random.SystemRandom()
+    )
+
+
+async def start_sip(
+    config: Config, endpoint: Endpoint, on_event: Callable[[Event], None]
+) -> SipTransport:
+    """Open every ``[sip] listen`` socket around ``endpoint``."""
+    tls = config.sip.tls
+    server_ssl = None
+    if tls.certificate:
+        server_ssl = server_context(tls.certificate, tls.private_key)
+    transport = SipTransport(
+        endpoint,
+        on_event,
+        server_ssl=server_ssl,
+        client_ssl=client_context(tls.ca_file, tls.verify),
+        max_message_size=config.sip.max_message_size,
+        idle_timeout=config.sip.idle_timeout,
+    )
+    for text in config.sip.listen:
+        try:
+            spec = parse_listen(text)
+        except ValueError as exc:
+            raise ConfigError(f"sip.listen: {exc}") from exc
+        try:
+            host, port = await transport.listen(spec)
+        except (OSError, ValueError) as exc:
+            await transport.close()
+            raise ConfigError(f"sip.listen: cannot open {text}: {exc}") from exc
+        log.info("listening on %s:%s:%d", spec.transport, host, port)
+    return transport
+
+
+async def run(config: Config, stop: asyncio.Event | None = None) -> None:
+    """``gateway run``: the user agent as a service until SIGTERM (or ``stop``)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    endpoint = build_endpoint(config)
+    transport: SipTransport | None = None
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, IncomingCall):
+            # No service answers inbound calls yet: "temporarily unavailable" (RFC 3261 21.4.18).
+            log.info("call %s from %s to %s: 480", event.call_id, event.caller, event.called)
+            endpoint.reject(event.call_id, 480, loop.time())
+        elif isinstance(event, TrunkStateChanged):
+            state = "up" if event.up else "down"
+            log.info("trunk %s is %s (status %d)", event.trunk, state, event.status)
+        elif isinstance(event, CallEnded):
+            log.info(
+                "call %s ended: %d %s by %s", event.call_id, event.cause, event.reason, event.by
+            )
+
+    transport = await start_sip(config, endpoint, on_event)
+    endpoint.start_keepalives(loop.time())
+    transport.pump()
+    log.info("gateway running; SIGTERM stops it")
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await transport.close()
+        log.info("gateway stopped")
+
+
+async def trunk_check(config: Config, name: str, wait: float = 10.0) -> OptionsAnswered:
+    """``gateway trunk check``: one OPTIONS to trunk ``name``; its answer or a 408."""
+    if name not in config.trunks:
+        known = ", ".join(sorted(config.trunks)) or "none"
+        raise ConfigError(f"no trunk named {name!r} (configured: {known})")
+    endpoint = build_endpoint(config)
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[OptionsAnswered] = loop.create_future()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, OptionsAnswered) and not answer.done():
+            answer.set_result(event)
+
+    # An ephemeral port of each listener's transport and host, so a running gateway keeps its own.
+    ephemeral = [_ephemeral(text) for text in config.sip.listen if not text.startswith("tls")]
+    check_config = Config(
+        sip=type(config.sip)(**{**config.sip.__dict__, "listen": tuple(ephemeral)}),
+        trunks=config.trunks,
+    )
+    transport = await start_sip(check_config, endpoint, on_event)
+    try:
+        sent = loop.time()
+        endpoint.options(name, sent)
+        transport.pump()
+        try:
+            return await asyncio.wait_for(answer, wait)
+        except TimeoutError:
+            return OptionsAnswered("", name, 408, "No answer", loop.time() - sent, loop.time())
+    finally:
+        await transport.close()
+
+
+def _ephemeral(text: str) -> str:
+    spec = parse_listen(text)
+    host = f"[{spec.host}]" if ":" in spec.host else spec.host
+    return f"{spec.transport}:{host}:0"
