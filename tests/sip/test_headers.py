@@ -256,3 +256,8 @@ def test_name_addr_round_trip(
 ) -> None:
     addr = NameAddr(display, f"sip:{user}@example.com", params)
     assert NameAddr.parse(str(addr)) == addr
+
+
+def test_lenient_where_real_peers_stray() -> None:
+    assert NameAddr.parse("José Núñez <sip:jn@example.es>").display == "José Núñez"
+    assert Via.parse("SIP/2.0/TCP media_1.internal:5060").host == "media_1.internal"

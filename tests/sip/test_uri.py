@@ -158,3 +158,7 @@ def test_parse_only_raises_sip_errors_and_what_parses_formats_back(text: str) ->
     except SipError:
         return
     assert SipURI.parse(str(uri)) == uri
+
+
+def test_underscore_in_host_labels_is_tolerated() -> None:
+    assert SipURI.parse("sip:gw@media_1.internal:5070").host == "media_1.internal"

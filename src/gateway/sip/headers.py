@@ -223,10 +223,10 @@ def quote(text: str) -> str:
 # sent-protocol = protocol-name SLASH protocol-version SLASH transport
 # protocol-name = "SIP" / token ; protocol-version = token ; SLASH = SWS "/" SWS
 # transport = "UDP" / "TCP" / "TLS" / "SCTP" / other-transport
-# sent-by = host [ COLON port ] ; COLON = SWS ":" SWS
+# sent-by = host [ COLON port ] ; COLON = SWS ":" SWS   ("_" accepted in host labels, as in uri.py)
 _VIA = re.compile(
     rf"[ \t]*({TOKEN})[ \t]*/[ \t]*({TOKEN})[ \t]*/[ \t]*({TOKEN})[ \t]+"
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9.])?)"
     r"(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
 )
 
@@ -297,7 +297,10 @@ def parse_via_list(value: str) -> list[Via]:
 
 
 # display-name = *(token LWS)/ quoted-string
-_TOKEN_DISPLAY = re.compile(rf"{TOKEN}(?:[ \t]+{TOKEN})*")
+# Leniency: non-ASCII letters are accepted in an unquoted display name, as real user agents
+# send them ("José <sip:...>"); commas, quotes and brackets still are not (RFC 4475 3.1.2.15).
+_DISPLAY_WORD = r"[A-Za-z0-9\-.!%*_+`'~\u0080-\U0010ffff]+"
+_TOKEN_DISPLAY = re.compile(rf"{_DISPLAY_WORD}(?:[ \t]+{_DISPLAY_WORD})*")
 # addr-spec = SIP-URI / SIPS-URI / absoluteURI
 # absoluteURI = scheme ":" ( hier-part / opaque-part )
 # (no whitespace, and no "<", ">" or DQUOTE, which uric does not allow)

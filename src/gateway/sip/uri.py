@@ -24,8 +24,9 @@ _PASSWORD = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
 # host = hostname / IPv4address / IPv6reference
 # hostname = *( domainlabel "." ) toplabel [ "." ] ; IPv6reference = "[" IPv6address "]"
 # port = 1*DIGIT
+# Leniency: "_" is accepted inside host labels, as container and cloud host names carry it.
 _HOSTPORT = re.compile(
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)(?::([0-9]{1,5}))?"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9.])?)(?::([0-9]{1,5}))?"
 )
 # uri-parameter = transport-param / user-param / method-param / ttl-param / maddr-param
 #                 / lr-param / other-param
