@@ -125,6 +125,8 @@ def check_request(
       ``accepted_content_types``, or whose Content-Encoding is not ``identity``.
 
     Max-Forwards 0 is not refused: a user agent processes the request (RFC 4475 section 3.3.11).
+    Date is not read, so a non-GMT Date is ignored (RFC 4475 section 3.1.2.12 allows it), and
+    Proxy-Require is for proxies only (section 20.29).
     An ACK must never be answered: callers drop it when this raises.
     """
     _check_common(request, MANDATORY_REQUEST)

@@ -393,6 +393,9 @@ def response_for(
     Via (every value, in order), From, Call-ID and CSeq are copied; To too, with ``to_tag``
     added when given and the To has no tag yet, never on a 100 (a 100 Trying carries no tag).
     A 100 also copies Timestamp (section 8.2.6.1). ``headers`` are appended.
+
+    Record-Route, which a dialog-creating 2xx or 101-199 copies (section 12.1.1), is left to
+    the dialog layer. An ACK is never answered (section 17.2.3): do not call this for one.
     """
     items: list[tuple[str, str]] = []
     for name, value in request.headers:
