@@ -15,6 +15,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from gateway.sip.endpoint import Endpoint
 from gateway.sip.errors import SipError
@@ -51,8 +52,8 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's transports implement the interface without subclassing asyncio's classes.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         self.owner.received(data, Address("udp", str(addr[0]), int(addr[1])))
@@ -75,14 +76,13 @@ class _Stream(asyncio.Protocol):
         self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         if self.address is None:
-            peer = transport.get_extra_info("peername")
+            peer = self.transport.get_extra_info("peername")
             self.address = Address(self.kind, str(peer[0]), int(peer[1]))
         self.owner.connections[self.address] = self
         for data in self.pending:
-            transport.write(data)
+            self.transport.write(data)
         self.pending.clear()
         self.touch()
 
@@ -159,7 +159,6 @@ class SipTransport:
         family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
         if spec.transport == "udp":
             sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 # Large buffers: a burst of a thousand set-ups must not overflow the kernel's.
                 with contextlib.suppress(OSError):
