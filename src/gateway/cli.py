@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway import __version__, cli_sip
+from gateway import __version__, cli_sip, cli_store
 from gateway.cli_common import UserError
 from gateway.config import ConfigError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     cli_sip.register(sub)
+    cli_store.register(sub)
     return parser
 
 

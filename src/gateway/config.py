@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "Config",
     "ConfigError",
+    "ConsentConfig",
     "MediaConfig",
     "SipConfig",
     "StoreConfig",
@@ -123,6 +124,21 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class ConsentConfig:
+    """The compliance engine (COMPLIANCE.md): the opposition key, the decision budget, switches."""
+
+    #: Deployment key of the HMAC-SHA256 under which oppositions are kept (16 bytes or more).
+    #: Keep it secret and never change it: the database refuses another key.
+    opposition_key: str = ""
+    #: A file holding that key instead (its whitespace-trimmed content); wins over the key.
+    opposition_key_file: str = ""
+    #: Milliseconds a decision may take; a slower store gives no call (fails closed).
+    decision_budget_ms: float = 50.0
+    #: Consent valid at most one year, no tacit renewal (décret 2026-662 as reported).
+    consent_max_age: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration file."""
 
@@ -130,6 +146,7 @@ class Config:
     trunks: dict[str, TrunkConfig] = field(default_factory=dict)
     media: MediaConfig = field(default_factory=MediaConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
 
 
 def load(path: str | Path) -> Config:

@@ -173,7 +173,7 @@ def decide(
     if window_ok:
         trace.append(RuleResult("window", "pass", f"open in {zone} at {local}"))
     else:
-        trace.append(RuleResult("window", "fail", f"closed in {zone}; opens {opening}"))
+        trace.append(RuleResult("window", "fail", f"closed in {zone}; opens {opening.isoformat()}"))
     release = _release(attempts, cap, window, now)
     if release is None:
         trace.append(RuleResult("frequency", "pass", f"{_count(attempts, window, now)}/{cap}"))

@@ -1,0 +1,395 @@
+"""Commands of the compliance engine and its store (issue 4).
+
+``gateway advertiser add FILE``, ``gateway campaign add FILE``, ``gateway consent import FILE``,
+``gateway oppose NUMBER --advertiser ID|--all``, ``gateway check NUMBER --campaign NAME``,
+``gateway audit verify``, ``gateway export attempts|oppositions|evidence NUMBER``; each takes
+``--config FILE``. Exit status: 0 done, 1 something refused (a bad line, a failed check, a
+broken audit chain, a decision other than allow), 2 a user error.
+
+Other command modules may add sub-commands to these groups through :data:`GROUPS`
+(``GROUPS["campaign"].add_parser("start", ...)``), registering after this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from gateway.campaign.model import DefinitionError, load_advertiser, load_campaign
+from gateway.cli_common import UserError, add_config_option
+from gateway.config import Config, load
+from gateway.consent.evidence import FIELDS, record_to_json, validate
+from gateway.consent.model import ADVERTISER_WIDE, Decision, LegalBasisRecord
+from gateway.consent.policy import PolicySettings, check_campaign, decide
+from gateway.consent.zones import to_e164
+from gateway.store import Store, StoreError, open_store
+from gateway.store.common import ATTEMPT_COLUMNS, OUTCOME_FIELDS
+
+GROUPS: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+BATCH = 5000
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's commands to the ``gateway`` parser."""
+    for group, help_text in (
+        ("advertiser", "advertisers (COMPLIANCE.md 4)"),
+        ("campaign", "campaign definitions"),
+        ("consent", "legal-basis records"),
+        ("audit", "the hash-chained audit log"),
+        ("export", "CSV and JSON exports"),
+    ):
+        GROUPS[group] = sub.add_parser(group, help=help_text).add_subparsers(
+            dest=f"{group}_command", metavar="COMMAND", required=True
+        )
+    _command("advertiser", "add", "store an advertiser TOML file", _advertiser_add, file=True)
+    _command("campaign", "add", "check and store a campaign TOML file", _campaign_add, file=True)
+    p = _command("consent", "import", "import legal-basis records (CSV or JSON Lines)",
+                 _consent_import, file=True)  # fmt: skip
+    p.add_argument("--format", choices=("csv", "jsonl"), help="default: from the file name")
+    _command("audit", "verify", "name every audit record removed or altered", _audit_verify)
+    _command("export", "attempts", "every decision and call record, CSV", _export_attempts)
+    _command("export", "oppositions", "every opposition (keyed hashes), CSV", _export_oppositions)
+    p = _command("export", "evidence", "everything about one number, JSON", _export_evidence)
+    p.add_argument("number")
+
+    p = sub.add_parser("oppose", help="record an opposition for a number")
+    add_config_option(p)
+    p.add_argument("number")
+    scope = p.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--advertiser", metavar="ID", help="for this advertiser")
+    scope.add_argument("--all", action="store_true", help="for every advertiser")
+    p.add_argument("--source", default="cli", choices=("cli", "api", "import", "callback_line"))
+    p.set_defaults(handler=_oppose)
+
+    p = sub.add_parser("check", help="dry run: explain the decision rule by rule, record nothing")
+    add_config_option(p)
+    p.add_argument("number")
+    p.add_argument("--campaign", required=True, metavar="NAME")
+    p.add_argument("--at", metavar="ISO-8601", help="decision time (default: now)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_check)
+
+
+def _command(
+    group: str, name: str, help_text: str, handler: object, *, file: bool = False
+) -> argparse.ArgumentParser:
+    p = GROUPS[group].add_parser(name, help=help_text)
+    add_config_option(p)
+    if file:
+        p.add_argument("file", type=Path)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _key(config: Config) -> bytes:
+    c = config.consent
+    if c.opposition_key_file:
+        try:
+            key = Path(c.opposition_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UserError(f"[consent] opposition_key_file: {exc}") from exc
+    else:
+        key = c.opposition_key
+    if len(key.encode()) < 16:
+        raise UserError("set [consent] opposition_key (16 bytes or more) or opposition_key_file")
+    return key.encode()
+
+
+async def _open(args: argparse.Namespace) -> tuple[Config, Store]:
+    config = load(args.config)
+    try:
+        return config, await open_store(config.store.url, _key(config))
+    except (StoreError, OSError) as exc:
+        raise UserError(f"store {config.store.url}: {exc}") from exc
+
+
+def _run(coro: object) -> int:
+    result: int = asyncio.run(coro)  # type: ignore[arg-type]
+    return result
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)  # the edge reads the clock; the cores are given it
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+# -- definitions -------------------------------------------------------------------------------
+def _advertiser_add(args: argparse.Namespace) -> int:
+    try:
+        adv = load_advertiser(_read(args.file), str(args.file))
+    except DefinitionError as exc:
+        raise UserError(str(exc)) from exc
+
+    async def run() -> int:
+        _, store = await _open(args)
+        try:
+            version = await store.put_advertiser(adv, _now())
+        finally:
+            await store.close()
+        print(f"advertiser {adv.id} stored (version {version})")
+        return 0
+
+    return _run(run())
+
+
+def _campaign_add(args: argparse.Namespace) -> int:
+    try:
+        campaign = load_campaign(_read(args.file), str(args.file))
+    except DefinitionError as exc:
+        raise UserError(str(exc)) from exc
+
+    async def run() -> int:
+        _, store = await _open(args)
+        try:
+            adv = await store.get_advertiser(campaign.advertiser)
+            problems = check_campaign(campaign, adv)
+            if problems:
+                raise UserError(f"{args.file}: " + "; ".join(problems))
+            version = await store.put_campaign(campaign, _now())
+        finally:
+            await store.close()
+        print(f"campaign {campaign.name} stored (version {version})")
+        return 0
+
+    return _run(run())
+
+
+# -- consent import ----------------------------------------------------------------------------
+def _rows(path: Path, fmt: str, raw: IO[bytes]) -> Iterator[tuple[int, Mapping[str, object]]]:
+    """(line number, fields) for each record, streaming."""
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    if fmt == "csv":
+        reader = csv.DictReader(text)
+        unknown = sorted(set(reader.fieldnames or ()) - set(FIELDS) - {"withdrawn_channel"})
+        if not reader.fieldnames:
+            return
+        if unknown:
+            raise UserError(f"{path}: unknown column(s) {', '.join(unknown)}")
+        line = reader.line_num + 1
+        for row in reader:
+            yield line, {k: v for k, v in row.items() if k is not None}
+            line = reader.line_num + 1
+        return
+    for number, line_text in enumerate(text, start=1):
+        if not line_text.strip():
+            continue
+        try:
+            data = json.loads(line_text)
+        except json.JSONDecodeError as exc:
+            yield number, {"__error__": f"not valid JSON: {exc.msg}"}
+            continue
+        yield number, data if isinstance(data, dict) else {"__error__": "not a JSON object"}
+
+
+def _consent_import(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    fmt = args.format or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    size = max(path.stat().st_size, 1)
+
+    async def run() -> int:
+        _, store = await _open(args)
+        accepted = new = refused = 0
+        started = last = time.monotonic()
+        batch: list[LegalBasisRecord] = []
+        try:
+            for line, fields in _rows(path, fmt, raw):
+                error = fields.get("__error__")
+                rec, reasons = (None, [str(error)]) if error else validate(fields)
+                if rec is None:
+                    refused += 1
+                    print(f"{path}:{line}: refused: {'; '.join(reasons)}", file=sys.stderr)
+                else:
+                    accepted += 1
+                    batch.append(rec)
+                if len(batch) >= BATCH:
+                    new += await store.add_records(batch, _now())
+                    batch.clear()
+                    if time.monotonic() - last > 0.5:
+                        last = time.monotonic()
+                        _progress(raw.tell() / size, accepted + refused, last - started)
+            new += await store.add_records(batch, _now())
+        finally:
+            raw.close()
+            await store.close()
+        elapsed = time.monotonic() - started
+        _progress(1.0, accepted + refused, elapsed)
+        print(file=sys.stderr)
+        print(f"{accepted} accepted ({new} new, {accepted - new} already present), "
+              f"{refused} refused, in {elapsed:.1f} s")  # fmt: skip
+        return 1 if refused else 0
+
+    return _run(run())
+
+
+def _progress(fraction: float, done: int, elapsed: float) -> None:
+    width = 30
+    filled = int(width * min(fraction, 1.0))
+    rate = done / elapsed if elapsed > 0 else 0.0
+    bar = "#" * filled + "-" * (width - filled)
+    print(f"\r[{bar}] {fraction:6.1%} {done} records, {rate:,.0f}/s", end="", file=sys.stderr)
+
+
+# -- oppositions, checks -----------------------------------------------------------------------
+def _number(text: str) -> str:
+    number = to_e164(text)
+    if number is None:
+        raise UserError(f"{text!r} is not a valid E.164 number (+ and digits)")
+    return number
+
+
+def _oppose(args: argparse.Namespace) -> int:
+    number = _number(args.number)
+    scope = ADVERTISER_WIDE if args.all else args.advertiser
+
+    async def run() -> int:
+        _, store = await _open(args)
+        try:
+            await store.add_opposition(number, scope, args.source, _now())
+        finally:
+            await store.close()
+        who = "every advertiser" if args.all else f"advertiser {scope}"
+        print(f"opposition recorded for {number} ({who})")
+        return 0
+
+    return _run(run())
+
+
+def _check(args: argparse.Namespace) -> int:
+    number = args.number.strip()
+    now = _now()
+    if args.at:
+        try:
+            now = datetime.fromisoformat(args.at)
+        except ValueError as exc:
+            raise UserError(f"--at {args.at!r} is not ISO-8601") from exc
+        if now.tzinfo is None:
+            raise UserError("--at needs a time zone offset, e.g. 2026-11-30T10:00:00+01:00")
+
+    async def run() -> int:
+        config, store = await _open(args)
+        try:
+            inputs = await store.gather(args.campaign, number, now)
+        except StoreError as exc:
+            raise UserError(str(exc)) from exc
+        finally:
+            await store.close()
+        d = decide(inputs, now, PolicySettings(consent_max_age=config.consent.consent_max_age))
+        _print_decision(d, as_json=args.json)
+        return 0 if d.allowed else 1
+
+    return _run(run())
+
+
+def _print_decision(d: Decision, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(d.to_json(), ensure_ascii=False))
+        return
+    for r in d.rules:
+        print(f"{r.rule:12} {r.result:5} {r.detail}")
+    until = f" until {d.until.isoformat()}" if d.until else ""
+    print(f"=> {d.verdict.value}{until}: {d.reason}")
+
+
+# -- audit and exports -------------------------------------------------------------------------
+def _audit_verify(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        _, store = await _open(args)
+        try:
+            problems = await store.verify_audit()
+        finally:
+            await store.close()
+        for p in problems:
+            print(p)
+        if not problems:
+            print("audit chain verified: nothing removed or altered")
+        return 1 if problems else 0
+
+    return _run(run())
+
+
+def _export_attempts(args: argparse.Namespace) -> int:
+    columns = (*ATTEMPT_COLUMNS, *OUTCOME_FIELDS)
+
+    async def run() -> int:
+        _, store = await _open(args)
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(columns)
+        try:
+            async for row in store.export_attempts():
+                out.writerow(["" if row.get(c) is None else row[c] for c in columns])
+        finally:
+            await store.close()
+        return 0
+
+    return _run(run())
+
+
+def _export_oppositions(args: argparse.Namespace) -> int:
+    columns = ("id", "number_hmac", "scope", "source", "at", "attempt_id")
+
+    async def run() -> int:
+        _, store = await _open(args)
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(columns)
+        try:
+            async for row in store.export_oppositions():
+                out.writerow(["" if row.get(c) is None else row[c] for c in columns])
+        finally:
+            await store.close()
+        return 0
+
+    return _run(run())
+
+
+def _export_evidence(args: argparse.Namespace) -> int:
+    number = _number(args.number)
+
+    async def run() -> int:
+        _, store = await _open(args)
+        try:
+            records = await store.records_for(number)
+            oppositions = await store.oppositions_for(number)
+            attempts = await store.attempts_for(number)
+            doc = {
+                "number": number,
+                "number_hmac": store.number_hmac(number),
+                "legal_basis": [
+                    {"id": r.record_id, "version": r.version, **json.loads(record_to_json(r))}
+                    for r in records
+                ],
+                "attempts": attempts,
+                "oppositions": [
+                    {
+                        "scope": o.scope,
+                        "source": o.source,
+                        "at": o.at.isoformat(),
+                        "attempt_id": o.attempt_id,
+                    }
+                    for o in oppositions
+                ],
+            }
+        finally:
+            await store.close()
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        return 0
+
+    return _run(run())
