@@ -162,3 +162,47 @@ def test_parse_only_raises_sip_errors_and_what_parses_formats_back(text: str) ->
 
 def test_underscore_in_host_labels_is_tolerated() -> None:
     assert SipURI.parse("sip:gw@media_1.internal:5070").host == "media_1.internal"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+        ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+        ("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"),
+        ("sip:carol@chicago.com;newparam=5", "sip:carol@chicago.com;security=on"),
+        (
+            "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+            "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+        ),
+        (
+            "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+            "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+        ),
+        ("sip:[2001:db8::1]", "sip:[2001:DB8:0::1]"),
+        ("sip:a%3bx@b", "sip:a%3Bx@b"),
+    ],
+)
+def test_equivalent_uris_of_rfc3261_section_19_1_4(a: str, b: str) -> None:
+    assert SipURI.parse(a).equivalent(SipURI.parse(b))
+    assert SipURI.parse(b).equivalent(SipURI.parse(a))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+        ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+        ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+        ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
+        ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+        ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+        ("sip:a@b;maddr=1.2.3.4", "sip:a@b"),
+        ("sip:a@b;lr", "sip:a@b;lr=on"),
+        ("sip:a%3Bx@b", "sip:a;x@b"),  # an escaped reserved character is not the character
+        ("sips:a@b", "sip:a@b"),
+    ],
+)
+def test_different_uris_of_rfc3261_section_19_1_4(a: str, b: str) -> None:
+    assert not SipURI.parse(a).equivalent(SipURI.parse(b))
+    assert not SipURI.parse(b).equivalent(SipURI.parse(a))

@@ -6,6 +6,7 @@ same text: comparison rules (section 19.1.4) are for the layers that compare.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -46,6 +47,40 @@ _HEADER = re.compile(
 )
 
 _DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
+
+# escaped = "%" HEXDIG HEXDIG
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+# unreserved = alphanum / mark: the characters whose escaped form is equivalent (19.1.4)
+_UNRESERVED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()")
+# 19.1.4: these parameters, when in one URI only, make the URIs differ (transport too, by the
+# section's examples: "can resolve to different transports").
+_SIGNIFICANT_PARAMS = ("user", "ttl", "method", "maddr", "transport")
+
+
+def _unescape_unreserved(text: str) -> str:
+    """Escapes of unreserved characters resolved, other escapes upper-cased (section 19.1.4)."""
+
+    def resolve(m: re.Match[str]) -> str:
+        char = chr(int(m[1], 16))
+        return char if char in _UNRESERVED else "%" + m[1].upper()
+
+    return _ESCAPE.sub(resolve, text) if "%" in text else text
+
+
+def _same_text(a: str | None, b: str | None, *, fold: bool) -> bool:
+    if a is None or b is None:
+        return a is b
+    a, b = _unescape_unreserved(a), _unescape_unreserved(b)
+    return a.lower() == b.lower() if fold else a == b
+
+
+def _host_key(host: str) -> str:
+    if host.startswith("["):
+        try:
+            return "[" + str(ipaddress.IPv6Address(host[1:-1])) + "]"
+        except ValueError:
+            return host.lower()
+    return host.lower()
 
 
 @dataclass
@@ -137,6 +172,37 @@ class SipURI:
         if self.headers:
             out += ["?", "&".join(f"{k}={v}" for k, v in self.headers.items())]
         return "".join(out)
+
+    def equivalent(self, other: SipURI) -> bool:
+        """Whether the two URIs are equal by the rules of RFC 3261 section 19.1.4.
+
+        Userinfo is case-sensitive, everything else is not; escapes of unreserved characters
+        equal the characters; a port, or a user, ttl, method, maddr or transport parameter in
+        one URI only makes them differ; other parameters in one URI only are ignored; headers
+        must all be in both.
+        """
+        if self.scheme != other.scheme or self.port != other.port:
+            return False
+        if _host_key(self.host) != _host_key(other.host):
+            return False
+        if not _same_text(self.user, other.user, fold=False):
+            return False
+        if not _same_text(self.password, other.password, fold=False):
+            return False
+        for name in self.params.keys() | other.params.keys():
+            if name in self.params and name in other.params:
+                if not _same_text(self.params[name], other.params[name], fold=True):
+                    return False
+            elif name in _SIGNIFICANT_PARAMS:
+                return False
+
+        def header_key(headers: dict[str, str]) -> dict[str, str]:
+            return {
+                _unescape_unreserved(k).lower(): _unescape_unreserved(v).lower()
+                for k, v in headers.items()
+            }
+
+        return header_key(self.headers) == header_key(other.headers)
 
     @property
     def transport(self) -> str | None:
