@@ -567,3 +567,33 @@ def test_mutated_messages_only_raise_sip_errors_and_round_trip(data: st.DataObje
              message.contact, message.content_type)  # fmt: skip
     except SipError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("value", "media_type"),
+    [
+        ("application/SDP", "application/sdp"),
+        ("multipart/mixed ; boundary=x", "multipart/mixed"),
+        ("text / plain", "text/plain"),
+    ],
+)
+def test_content_type_media_type(value: str, media_type: str) -> None:
+    request = _request()
+    request.headers.set("c", value)
+    assert request.content_type == media_type
+
+
+@pytest.mark.parametrize("value", ["", "sdp", "a/b/c", "a/", "text/plain junk", "a b/c"])
+def test_malformed_content_type_is_400(value: str) -> None:
+    request = _request()
+    request.headers.set("Content-Type", value)
+    with pytest.raises(ParseError, match="Content-Type"):
+        _ = request.content_type
+
+
+def test_top_via_is_the_first_value_of_the_first_line() -> None:
+    request = _request()
+    request.headers.set("Via", "SIP/2.0/TLS a;branch=z9hG4bKa , SIP/2.0/UDP b;branch=z9hG4bKb")
+    request.headers.add("Via", "SIP/2.0/UDP c")
+    assert request.top_via.host == "a"
+    assert [via.host for via in request.via] == ["a", "b", "c"]

@@ -22,6 +22,7 @@ from gateway.sip.headers import (
     NameAddr,
     Via,
     canonical_name,
+    split_header_list,
 )
 
 __all__ = [
@@ -53,7 +54,12 @@ _STATUS_LINE = re.compile(rf"({_VERSION}) ([1-6][0-9][0-9])(?: ([^\x00-\x08\x0a-
 _FOLD = re.compile(r"[ \t]*\n[ \t]+")
 # callid = word [ "@" word ] ; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
 # "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")
-_CALL_ID = re.compile(r"[!-~]+(?:@[!-~]+)?")
+# Leniency: any visible ASCII, since some stacks put base64 ("=") or ";" in their Call-IDs; what
+# matters is that it holds no whitespace and compares byte for byte.
+_CALL_ID = re.compile(r"[!-~]+")
+
+# media-type = m-type SLASH m-subtype *(SEMI m-parameter) ; SLASH = SWS "/" SWS
+_MEDIA_TYPE = re.compile(rf"({TOKEN})[ \t]*/[ \t]*({TOKEN})[ \t]*(?:;|$)")
 
 _NAMES: dict[str, str] = {}  # header name as written -> canonical name, for valid names only
 _NAMES_MAX = 2048
@@ -111,10 +117,11 @@ class Message:
     @property
     def top_via(self) -> Via:
         """The topmost Via value (the one this element put, or the one to answer to)."""
-        values = self.headers.get_all("Via")
-        if not values:
-            raise ParseError("Missing Via header")
-        return Via.parse(values[0])
+        first = self._required("Via")
+        if "," in first:
+            values = split_header_list(first)
+            first = values[0] if values else first
+        return Via.parse(first)
 
     @property
     def call_id(self) -> str:
@@ -145,10 +152,10 @@ class Message:
         value = self.headers.get("Content-Type")
         if value is None:
             return None
-        media_type = value.split(";", 1)[0].strip(" \t").lower()
-        if media_type.count("/") != 1:
+        m = _MEDIA_TYPE.match(value)
+        if m is None:
             raise ParseError(f"Malformed Content-Type header {value!r}")
-        return media_type
+        return f"{m[1]}/{m[2]}".lower()
 
     @property
     def max_forwards(self) -> int | None:
