@@ -174,17 +174,12 @@ def test_header_names_are_case_insensitive_and_values_stripped() -> None:
 
 
 def test_folded_lines_are_unfolded() -> None:
-    request = _request(
-        _replace(
-            b"Subject",
-            b"Subject",
-            INVITE.replace(
-                b"CSeq: 314159 INVITE", b"CSeq: 314159\r\n\t INVITE\r\nSubject: first\r\n  second"
-            ),
-        )
-    )
+    folded = b"CSeq: 314159\r\n\t INVITE\r\nSubject: first  \r\n  second\r\nX-Empty:\r\n x"
+    request = _request(_replace(b"CSeq: 314159 INVITE", folded))
     assert request.cseq.method == "INVITE"
     assert request.headers.get("Subject") == "first second"
+    assert request.headers.get("X-Empty") == "x"
+    assert b"\r\nSubject: first second\r\n" in bytes(request)
 
 
 def test_a_continuation_right_after_the_start_line_is_malformed() -> None:
