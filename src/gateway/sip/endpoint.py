@@ -223,7 +223,30 @@ class Endpoint:
             self._handlers.pop(tx, None)
 
     def _receive_request(self, request: Request, source: Address, trunk: str, now: float) -> None:
-        _fix_via(request, source)
+        # RFC 3261 section 8.2: every check first, so that the layers below only ever see
+        # requests whose Via, From, To, Call-ID and CSeq can be read.
+        try:
+            check_request(
+                request,
+                supported=SUPPORTED,
+                accepted_content_types=ACCEPTED_TYPES,
+                methods=ALLOWED_METHODS,
+            )
+            _fix_via(request, source)
+        except SipError as exc:
+            self.stats["malformed"] += 1
+            if request.method != "ACK":  # an ACK is never answered (section 17.2.3)
+                self._answer_error(request, exc, source, now)
+            return
+        try:
+            self._dispatch_request(request, source, trunk, now)
+        except SipError as exc:
+            # A header read deeper (a Contact, a Session-Expires) was malformed.
+            self.stats["malformed"] += 1
+            if request.method != "ACK":
+                self._answer_error(request, exc, source, now)
+
+    def _dispatch_request(self, request: Request, source: Address, trunk: str, now: float) -> None:
         stx = self.transactions.match_request(request)
         if stx is not None:
             passed = stx.receive(request, now)
@@ -233,16 +256,6 @@ class Endpoint:
             return
         if request.method == "ACK":
             self._route_ack(request, now)
-            return
-        try:
-            check_request(
-                request,
-                supported=SUPPORTED,
-                accepted_content_types=ACCEPTED_TYPES,
-                methods=ALLOWED_METHODS,
-            )
-        except SipError as exc:
-            self._answer_error(request, exc, source, now)
             return
         stx = server_transaction(
             request, reliable=source.transport != "udp", timers=self.settings.timers, now=now

@@ -191,7 +191,15 @@ class SipTransport:
     # -- the endpoint's I/O ---------------------------------------------------------------------
 
     def received(self, data: bytes, source: Address) -> None:
-        self.endpoint.receive(data, source, self.loop.time())
+        try:
+            self.endpoint.receive(data, source, self.loop.time())
+        except Exception:
+            # The last line of defence: whatever a message does to the core, the socket keeps
+            # serving. The core answers protocol errors itself; this is a bug, logged loudly.
+            self.endpoint.stats["internal_errors"] = (
+                self.endpoint.stats.get("internal_errors", 0) + 1
+            )
+            log.exception("internal error on a message from %s", source)
         self.pump()
 
     def pump(self) -> None:
