@@ -99,14 +99,17 @@ class OutboundCall(Call):
 
     # -- the INVITE transaction ---------------------------------------------------------------
 
-    def _send_invite(self, request: Request, now: float) -> None:
+    def _send_invite(self, request: Request, now: float, fresh: Sequence[str] = ()) -> None:
         if self.auth is not None:
-            # Pre-authenticate with the realm's cached challenge (RFC 3261 section 22.3).
+            # Pre-authenticate with the realm's cached challenge (RFC 3261 section 22.3), but
+            # keep the credentials that ``fresh`` names: the answer to the challenge just
+            # received (nonce count 1) must not be replaced by a re-use of the same challenge.
             cached = self.auth.reuse(
                 "INVITE", request.uri, self.core.rng, request.body, call_id=self.call_id
             )
             for name, value in cached:
-                request.headers.set(name, value)
+                if name not in fresh:
+                    request.headers.set(name, value)
         self.invite_request = request
         tx = self.core.send_request(request, self.destination, now, self._on_response)
         assert isinstance(tx, InviteClientTransaction)
@@ -119,7 +122,8 @@ class OutboundCall(Call):
         h.set("CSeq", f"{request.cseq.seq + 1} INVITE")
         for name, value in headers:
             h.set(name, value)
-        self._send_invite(Request("INVITE", request.uri, h, request.body), now)
+        fresh = [name for name, _ in headers]
+        self._send_invite(Request("INVITE", request.uri, h, request.body), now, fresh)
 
     def _on_response(self, tx: ClientTransaction, response: Response | None, now: float) -> None:
         if tx is not self.invite_tx:
