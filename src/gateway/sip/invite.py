@@ -150,11 +150,14 @@ class OutboundCall(Call):
             self._fail(status, response.reason, by, now)
 
     def _provisional(self, response: Response, now: float) -> None:
-        if response.status == 100:
-            return
+        # Any provisional response, 100 Trying included, allows a CANCEL (RFC 3261 section
+        # 9.1); waiting for a 180 left a call whose callee only sent 100 pending forever.
         self.provisional = True
-        audio = self._audio_of(response, now)
-        self.core.emit(CallProgressed(self.call_id, response.status, response.reason, audio, now))
+        if response.status != 100:
+            audio = self._audio_of(response, now)
+            self.core.emit(
+                CallProgressed(self.call_id, response.status, response.reason, audio, now)
+            )
         if self.cancel_pending:
             self._send_cancel(now)
 
