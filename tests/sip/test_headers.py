@@ -261,3 +261,20 @@ def test_name_addr_round_trip(
 def test_lenient_where_real_peers_stray() -> None:
     assert NameAddr.parse("José Núñez <sip:jn@example.es>").display == "José Núñez"
     assert Via.parse("SIP/2.0/TCP media_1.internal:5060").host == "media_1.internal"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "text",
+    [
+        (";a" + " " * 5) * 5000 + "x",  # took hours with overlapping whitespace quantifiers
+        (";a = b ") * 5000 + "x",
+        ";a" + " " * 30000 + "x",
+        ';a="' + "\\\\" * 30000,
+    ],
+)
+def test_parameter_parsing_cannot_be_made_to_backtrack(text: str) -> None:
+    with pytest.raises(ParseError):
+        parse_params(text)
+    with pytest.raises(ParseError):
+        Via.parse("SIP/2.0/UDP host" + text)

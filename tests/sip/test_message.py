@@ -592,3 +592,19 @@ def test_top_via_is_the_first_value_of_the_first_line() -> None:
     request.headers.add("Via", "SIP/2.0/UDP c")
     assert request.top_via.host == "a"
     assert [via.host for via in request.via] == ["a", "b", "c"]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"INVITE sip:a@b SIP/2.0\r\nX: " + b" \r\n " * 15000 + b"\r\n\r\n",
+        b"INVITE sip:a@b SIP/2.0\r\nX: a\r\n b" + b" " * 60000 + b"\r\n\r\n",
+        b"INVITE a" + b" a" * 30000 + b"\r\n\r\n",
+    ],
+)
+def test_hostile_folding_and_spacing_parse_in_linear_time(data: bytes) -> None:
+    try:
+        parse(data)
+    except SipError as exc:
+        assert exc.status == 400

@@ -24,11 +24,11 @@ _QUOTED_RE = re.compile(QUOTED)
 _QUOTED_PAIR = re.compile(r"\\([^\r\n])")
 # gen-value = token / host / quoted-string   (host adds ":" "[" "]" for IPv6 to the token set)
 # generic-param = token [ EQUAL gen-value ] ; SEMI = SWS ";" SWS ; EQUAL = SWS "=" SWS
-_PARAM_RULE = (
-    rf"[ \t]*;[ \t]*({TOKEN})(?:[ \t]*=[ \t]*([A-Za-z0-9\-.!%*_+`'~:\[\]]+|{QUOTED}))?[ \t]*"
-)
+# (Whitespace is matched before each ";" only, and the repetition is possessive, so that no
+# input makes the matcher backtrack over the same spaces twice.)
+_PARAM_RULE = rf"[ \t]*;[ \t]*({TOKEN})(?:[ \t]*=[ \t]*([A-Za-z0-9\-.!%*_+`'~:\[\]]+|{QUOTED}))?"
 _PARAM = re.compile(_PARAM_RULE)
-_PARAMS = re.compile(rf"(?:{_PARAM_RULE})*")
+_PARAMS = re.compile(rf"(?:{_PARAM_RULE})*+[ \t]*+")
 
 # RFC 3261 section 7.3.3 and the extensions' registrations (IANA "Header Fields" registry).
 COMPACT_FORMS: dict[str, str] = {

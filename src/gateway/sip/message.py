@@ -50,8 +50,6 @@ _LOOSE_REQUEST_LINE = re.compile(rf"({TOKEN})[ \t]+(\S(?:.*\S)?)[ \t]+([Ss][Ii][
 # Reason-Phrase = *(reserved / unreserved / escaped / UTF8-NONASCII / UTF8-CONT / SP / HTAB)
 # (a missing SP before an empty Reason-Phrase is tolerated)
 _STATUS_LINE = re.compile(rf"({_VERSION}) ([1-6][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
-# LWS = [*WSP CRLF] 1*WSP: a line starting with whitespace continues the previous one.
-_FOLD = re.compile(r"[ \t]*\n[ \t]+")
 # callid = word [ "@" word ] ; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
 # "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")
 # Leniency: any visible ASCII, since some stacks put base64 ("=") or ";" in their Call-IDs; what
@@ -268,6 +266,31 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
+def _unfold(lines: list[str]) -> list[str]:
+    """Join continuation lines to the line they continue, each fold becoming one SP.
+
+    LWS = [*WSP CRLF] 1*WSP (RFC 3261 section 7.3.1): a line that starts with whitespace
+    continues the previous one. Done line by line, in linear time whatever the input.
+    """
+    out: list[str] = []
+    parts: list[str] = []
+    for line in lines:
+        if line[:1] in (" ", "\t") and out:
+            if not parts:
+                parts.append(out[-1].rstrip(" \t"))
+            stripped = line.strip(" \t")
+            if stripped:
+                parts.append(stripped)
+            continue
+        if parts:
+            out[-1] = " ".join(parts)
+            parts = []
+        out.append(line)
+    if parts:
+        out[-1] = " ".join(parts)
+    return out
+
+
 def _header_name(name: str) -> str:
     """The canonical name of a header line's name as written; ``ParseError`` if not a token."""
     canonical = _NAMES.get(name)
@@ -309,9 +332,9 @@ def parse(data: bytes) -> Request | Response:
     text = data[:head_end].decode("utf-8", "surrogateescape").replace("\r\n", "\n")
     if "\r" in text:
         raise ParseError("Bare CR in the header section")
-    if "\n " in text or "\n\t" in text:
-        text = _FOLD.sub(" ", text)
     lines = text.split("\n")
+    if "\n " in text or "\n\t" in text:
+        lines = _unfold(lines)
     if len(lines) > 1 and not lines[-1]:
         lines.pop()  # a datagram that ends after its last header line, without the empty line
     start = lines[0]
