@@ -49,8 +49,8 @@ def test_payloads_of_one_press_follow_section_2_5_1() -> None:
     payloads = telephone_event_payloads("5", duration=0.1)
     events = [TelephoneEvent.parse(p) for p, _ in payloads]
     assert [m for _, m in payloads] == [True] + [False] * (len(payloads) - 1)
-    assert [e.duration for e in events] == [160, 320, 480, 640, 800, 800, 800]
-    assert [e.end for e in events] == [False] * 4 + [True] * 3
+    assert [e.duration for e in events] == [0, 160, 320, 480, 640, 800, 800, 800]
+    assert [e.end for e in events] == [False] * 5 + [True] * 3
     assert {e.event for e in events} == {5}
 
 

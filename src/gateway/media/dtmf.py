@@ -134,7 +134,9 @@ def telephone_event_payloads(
     step = round(ptime * _CLOCK_RATE)
     total = max(round(duration * _CLOCK_RATE), step)
     out: list[tuple[bytes, bool]] = []
-    for elapsed in range(step, total, step):
+    # Each packet says how long the event has lasted when it leaves: 0 for the first one, so
+    # the receiver can date the press back from any packet that reaches it.
+    for elapsed in range(0, total, step):
         out.append((bytes(TelephoneEvent(code, False, volume, elapsed)), not out))
     final = bytes(TelephoneEvent(code, True, volume, total))
     first_is_end = not out

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from .events import DtmfReceived
 
-__all__ = ["DIGITS", "HIGH_GROUP", "LOW_GROUP", "ToneDetector", "detect_tones"]
+__all__ = ["DIGITS", "HIGH_GROUP", "LOW_GROUP", "ToneBank", "ToneDetector", "detect_tones"]
 
 #: Q.23 frequencies, Hz: the low (row) and high (column) groups.
 LOW_GROUP = (697.0, 770.0, 852.0, 941.0)
@@ -84,7 +84,7 @@ class ToneDetector:
             ]
         )
         self._pending = np.zeros((streams, 0), dtype=np.float64)
-        self._samples_done = 0  # samples consumed, per stream (all advance together)
+        self._samples_done = np.zeros(streams, dtype=np.int64)  # samples consumed, per stream
         self._current = np.full(streams, -1, dtype=np.int64)
         self._candidate = np.full(streams, -1, dtype=np.int64)
         self._count = np.zeros(streams, dtype=np.int64)
@@ -93,10 +93,37 @@ class ToneDetector:
         self._phasors: dict[tuple[int, int, int], npt.NDArray[np.complex128]] = {}
 
     def reset(self, stream: int) -> None:
-        """Forget stream ``stream`` (its slot is reused for a new call)."""
+        """Forget stream ``stream`` (its slot is reused for a new call): times restart at 0."""
         self._buffer[stream] = 0.0
         self._current[stream] = self._candidate[stream] = -1
         self._count[stream] = self._off[stream] = 0
+        self._samples_done[stream] = 0
+
+    def grow(self, streams: int) -> None:
+        """Make room for ``streams`` streams; the new ones start empty."""
+        extra = streams - self.streams
+        if extra <= 0:
+            return
+        self._buffer = np.concatenate([self._buffer, np.zeros((extra, self._history))])
+        self._pending = np.zeros((streams, 0))
+        self._samples_done = np.concatenate([self._samples_done, np.zeros(extra, np.int64)])
+        self._current = np.concatenate([self._current, np.full(extra, -1, np.int64)])
+        self._candidate = np.concatenate([self._candidate, np.full(extra, -1, np.int64)])
+        self._count = np.concatenate([self._count, np.zeros(extra, np.int64)])
+        self._off = np.concatenate([self._off, np.zeros(extra, np.int64)])
+        self._cand_start = np.concatenate([self._cand_start, np.zeros(extra)])
+        self.streams = streams
+
+    def feed_rows(
+        self, rows: npt.NDArray[np.int64], block: npt.NDArray[np.float64]
+    ) -> list[tuple[int, DtmfReceived]]:
+        """Add one block for some streams only: ``block[i]`` belongs to stream ``rows[i]``.
+
+        The block's length must be a multiple of :attr:`step` (40 samples at 8 kHz).
+        """
+        if block.shape[1] % self.step or block.shape[0] != rows.size:
+            raise ValueError(f"a block of {rows.size} rows and a multiple of {self.step} samples")
+        return self._process(block, rows)
 
     def feed(self, samples: npt.ArrayLike) -> list[tuple[int, DtmfReceived]]:
         """Add ``samples`` (shape ``(streams, n)``, or ``(n,)`` for one stream).
@@ -114,11 +141,18 @@ class ToneDetector:
         self._pending = block[:, usable:]
         if usable == 0:
             return []
-        return self._process(block[:, :usable])
+        return self._process(block[:, :usable], None)
 
-    def _process(self, block: npt.NDArray[np.float64]) -> list[tuple[int, DtmfReceived]]:
-        data = np.concatenate([self._buffer, block], axis=1)
-        self._buffer = data[:, -self._history :]
+    def _process(
+        self, block: npt.NDArray[np.float64], rows: npt.NDArray[np.int64] | None
+    ) -> list[tuple[int, DtmfReceived]]:
+        if rows is None:
+            rows = np.arange(self.streams)
+            data = np.concatenate([self._buffer, block], axis=1)
+            self._buffer = data[:, -self._history :]
+        else:
+            data = np.concatenate([self._buffer[rows], block], axis=1)
+            self._buffer[rows] = data[:, -self._history :]
         n_steps = block.shape[1] // self.step
         # Step centres, relative to data[0]: the first at history / 2; with T = the start of the
         # block, centre j sits at T - history / 2 + j * step in absolute samples.
@@ -145,9 +179,9 @@ class ToneDetector:
                 harm_c > fund_c * _MAX_HARMONIC
             )
             codes = np.where(harmonic, -1, codes)
-        first_centre = self._samples_done - self._history // 2
-        self._samples_done += block.shape[1]
-        return self._track(codes, first_centre)
+        first_centre = self._samples_done[rows] - self._history // 2
+        self._samples_done[rows] += block.shape[1]
+        return self._track(codes, first_centre, rows)
 
     def _measure(
         self,
@@ -210,25 +244,28 @@ class ToneDetector:
         return np.where(hit, row * 4 + col, -1).astype(np.int64)
 
     def _track(
-        self, codes: npt.NDArray[np.int64], first_centre: int
+        self,
+        codes: npt.NDArray[np.int64],
+        first_centre: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.int64],
     ) -> list[tuple[int, DtmfReceived]]:
         events: list[tuple[int, DtmfReceived]] = []
         # Only streams with a hit or a press in progress need the per-step state machine.
-        active = np.flatnonzero(
-            (codes >= 0).any(axis=1) | (self._current >= 0) | (self._candidate >= 0)
-        )
-        for s in active:
+        busy = (codes >= 0).any(axis=1) | (self._current[rows] >= 0) | (self._candidate[rows] >= 0)
+        for i in np.flatnonzero(busy).tolist():
+            s = int(rows[i])
             current = int(self._current[s])
             candidate = int(self._candidate[s])
             count = int(self._count[s])
             off = int(self._off[s])
             cand_start = float(self._cand_start[s])
-            for j, code in enumerate(codes[s].tolist()):
+            origin = int(first_centre[i])
+            for j, code in enumerate(codes[i].tolist()):
                 if code == candidate:
                     count += 1
                 else:
                     candidate, count = code, 1
-                    cand_start = (first_centre + j * self.step) / self.sample_rate
+                    cand_start = (origin + j * self.step) / self.sample_rate
                 if current >= 0:
                     off = 0 if code == current else off + 1
                     if off >= _OFF_STEPS:
@@ -236,7 +273,7 @@ class ToneDetector:
                 if candidate >= 0 and count == _ON_STEPS and candidate != current:
                     current, off = candidate, 0
                     digit = DIGITS[candidate // 4][candidate % 4]
-                    events.append((int(s), DtmfReceived(digit, "inband", max(cand_start, 0.0))))
+                    events.append((s, DtmfReceived(digit, "inband", max(cand_start, 0.0))))
             self._current[s] = current
             self._candidate[s] = candidate
             self._count[s] = count
@@ -244,6 +281,62 @@ class ToneDetector:
             self._cand_start[s] = cand_start
         events.sort(key=lambda e: e[1].media_time)
         return events
+
+
+class ToneBank:
+    """In-band detection for a changing set of streams, batched (one detector, one row each).
+
+    A stream's decoded audio is pushed as it arrives; :meth:`run`, called on the send clock,
+    detects over every stream holding at least ``block`` samples in one batch, so the numpy cost
+    of a tick is shared by all the calls in progress. Times are counted from each slot's first
+    sample.
+    """
+
+    def __init__(self, block: int = 800, sample_rate: int = 8000, capacity: int = 16) -> None:
+        self.detector = ToneDetector(capacity, sample_rate)
+        if block % self.detector.step:
+            raise ValueError(f"block of {block} samples is not a multiple of {self.detector.step}")
+        self.block = block
+        self._free = list(range(capacity - 1, -1, -1))
+        self._pending: dict[int, list[npt.NDArray[np.float64]]] = {}
+        self._sizes: dict[int, int] = {}
+
+    def open(self) -> int:
+        """A slot for a new stream."""
+        if not self._free:
+            size = self.detector.streams
+            self.detector.grow(2 * size)
+            self._free = list(range(2 * size - 1, size - 1, -1))
+        slot = self._free.pop()
+        self.detector.reset(slot)
+        self._pending[slot] = []
+        self._sizes[slot] = 0
+        return slot
+
+    def close(self, slot: int) -> None:
+        """Give the slot back."""
+        if self._pending.pop(slot, None) is not None:
+            del self._sizes[slot]
+            self._free.append(slot)
+
+    def push(self, slot: int, samples: npt.NDArray[np.int16] | npt.NDArray[np.float64]) -> None:
+        """Audio received on ``slot``, in order, gaps filled by the caller."""
+        self._pending[slot].append(np.asarray(samples, dtype=np.float64))
+        self._sizes[slot] += len(samples)
+
+    def run(self) -> list[tuple[int, DtmfReceived]]:
+        """Detect over every slot that holds a whole block (one block each)."""
+        ready = [slot for slot, size in self._sizes.items() if size >= self.block]
+        if not ready:
+            return []
+        block = np.empty((len(ready), self.block))
+        for i, slot in enumerate(ready):
+            joined = np.concatenate(self._pending[slot])
+            block[i] = joined[: self.block]
+            rest = joined[self.block :]
+            self._pending[slot] = [rest] if rest.size else []
+            self._sizes[slot] = rest.size
+        return self.detector.feed_rows(np.array(ready, dtype=np.int64), block)
 
 
 def detect_tones(samples: npt.ArrayLike, sample_rate: int = 8000) -> list[DtmfReceived]:
