@@ -608,3 +608,12 @@ def test_hostile_folding_and_spacing_parse_in_linear_time(data: bytes) -> None:
         parse(data)
     except SipError as exc:
         assert exc.status == 400
+
+
+def test_response_for_answers_a_request_with_a_broken_to() -> None:
+    broken = _request(_replace(b"To: Bob <sip:bob@biloxi.com>", b'To: "Mr. J. User <sip:j@x>'))
+    with pytest.raises(ParseError):
+        check_request(broken)
+    answer = response_for(broken, 400, to_tag="t1")
+    assert answer.headers.get("To") == '"Mr. J. User <sip:j@x>'
+    assert parse(bytes(answer)) == answer

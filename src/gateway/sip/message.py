@@ -410,6 +410,13 @@ def parse(data: bytes) -> Request | Response:
     return message
 
 
+def _untagged(to: str) -> bool:
+    try:
+        return NameAddr.parse(to).tag is None
+    except ParseError:
+        return False
+
+
 def response_for(
     request: Request,
     status: int,
@@ -423,6 +430,8 @@ def response_for(
     Via (every value, in order), From, Call-ID and CSeq are copied; To too, with ``to_tag``
     added when given and the To has no tag yet, never on a 100 (a 100 Trying carries no tag).
     A 100 also copies Timestamp (section 8.2.6.1). ``headers`` are appended.
+    It never raises on a malformed request, since it answers those too: a To that cannot be
+    parsed is copied as it is, without a tag.
 
     Record-Route, which a dialog-creating 2xx or 101-199 copies (section 12.1.1), is left to
     the dialog layer. An ACK is never answered (section 17.2.3): do not call this for one.
@@ -432,7 +441,7 @@ def response_for(
         if name in ("Via", "From", "Call-ID", "CSeq"):
             items.append((name, value))
         elif name == "To":
-            if to_tag is not None and status != 100 and NameAddr.parse(value).tag is None:
+            if to_tag is not None and status != 100 and _untagged(value):
                 items.append((name, f"{value};tag={to_tag}"))
             else:
                 items.append((name, value))
