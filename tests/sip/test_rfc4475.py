@@ -185,6 +185,42 @@ def test_responses_are_checked_before_matching(case: Case) -> None:
         assert case.klass != "invalid"
 
 
+def _refusal(data: bytes) -> tuple[Request, SipError] | None:
+    """The request and the error that refuses it, if a user agent answers it with an error."""
+    try:
+        message = parse(data)
+    except SipError as exc:
+        return None if exc.request is None else (exc.request, exc)
+    if isinstance(message, Response):
+        return None
+    try:
+        check_request(message, methods=UA_METHODS)
+    except SipError as exc:
+        return message, exc
+    return None
+
+
+REFUSED = [c for c in CASES if _refusal(c.data) is not None]
+
+
+def test_most_torture_requests_are_refused() -> None:
+    assert len(REFUSED) >= 30
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=lambda c: c.file)
+def test_every_refused_request_can_be_answered(case: Case) -> None:
+    refusal = _refusal(case.data)
+    assert refusal is not None
+    request, exc = refusal
+    answer = response_for(request, exc.status, to_tag="gw1", headers=exc.headers)
+    assert answer.status == exc.status
+    assert parse(bytes(answer)) == answer
+    assert answer.headers.get_lines("Via") == request.headers.get_lines("Via")
+    assert answer.headers.get("Call-ID") == request.headers.get("Call-ID")
+    for name, value in exc.headers:
+        assert answer.headers.get(name) == value
+
+
 def test_parse_error_keeps_the_request_so_it_can_be_answered() -> None:
     data = (FIXTURES / "badvers.dat").read_bytes()
     with pytest.raises(SipError) as info:
