@@ -368,7 +368,10 @@ class Endpoint:
         reason: str = "",
         headers: Sequence[tuple[str, str]] = (),
     ) -> None:
-        _fix_via(request, source)
+        # A top Via too broken to read (RFC 4475 sections 3.1.2.1 and 3.1.2.16) is copied as it
+        # came, and the answer goes to the source address (see _response_destination).
+        with contextlib.suppress(SipError):
+            _fix_via(request, source)
         response = response_for(request, status, reason, to_tag=self.tag(), headers=headers)
         response.headers.add("Server", self.settings.user_agent)
         self._out.append((bytes(response), _response_destination(request, source)))
