@@ -348,6 +348,9 @@ def test_headers_multidict_operations() -> None:
     assert "Via" not in copy
     assert "Via" in headers
     assert headers == Headers([("Via", "c"), ("To", "t"), ("s", "s")])
+    headers.insert(0, "v", "top")
+    assert headers.get_all("Via") == ["top", "c"]
+    assert next(iter(headers)) == ("Via", "top")
 
 
 @pytest.mark.parametrize(

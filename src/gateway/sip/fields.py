@@ -61,6 +61,10 @@ class Headers:
         """Append a header line. Raises ``ValueError`` for a non-token name or a CR/LF value."""
         self._items.append(_checked(name, value))
 
+    def insert(self, index: int, name: str, value: str) -> None:
+        """Insert a header line at ``index`` (0: above all others, as a new top Via or Route)."""
+        self._items.insert(index, _checked(name, value))
+
     def set(self, name: str, value: str) -> None:
         """Replace every line named ``name`` by one, where the first one was (else at the end)."""
         item = _checked(name, value)
