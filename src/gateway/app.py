@@ -7,10 +7,12 @@ configuration becomes those values.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import signal
 import socket
+import time
 from collections.abc import Callable
 
 from gateway.config import Config, ConfigError
@@ -158,7 +160,9 @@ async def trunk_check(config: Config, name: str, wait: float = 10.0) -> OptionsA
 
     def on_event(event: Event) -> None:
         if isinstance(event, OptionsAnswered) and not answer.done():
-            answer.set_result(event)
+            # uvloop's loop.time() counts whole milliseconds, so a trunk on the LAN showed
+            # "rtt 0.0 ms": the round trip is measured with the performance counter instead.
+            answer.set_result(dataclasses.replace(event, rtt=time.perf_counter() - sent_at))
 
     # An ephemeral port of each listener's transport and host, so a running gateway keeps its own.
     ephemeral = [_ephemeral(text) for text in config.sip.listen if not text.startswith("tls")]
@@ -169,6 +173,7 @@ async def trunk_check(config: Config, name: str, wait: float = 10.0) -> OptionsA
     transport = await start_sip(check_config, endpoint, on_event)
     try:
         sent = loop.time()
+        sent_at = time.perf_counter()
         endpoint.options(name, sent)
         transport.pump()
         try:
