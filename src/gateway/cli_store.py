@@ -17,9 +17,12 @@ import asyncio
 import csv
 import io
 import json
+import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -27,8 +30,8 @@ from typing import IO
 from gateway.campaign.model import DefinitionError, load_advertiser, load_campaign
 from gateway.cli_common import UserError, add_config_option
 from gateway.config import Config, load
-from gateway.consent.evidence import FIELDS, record_to_json, validate
-from gateway.consent.model import ADVERTISER_WIDE, Decision, LegalBasisRecord
+from gateway.consent.evidence import FIELDS, RecordRow, record_to_json, validate_rows
+from gateway.consent.model import ADVERTISER_WIDE, Decision
 from gateway.consent.policy import PolicySettings, check_campaign, decide
 from gateway.consent.zones import to_e164
 from gateway.store import Store, StoreError, open_store
@@ -36,6 +39,8 @@ from gateway.store.common import ATTEMPT_COLUMNS, OUTCOME_FIELDS
 
 GROUPS: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
 BATCH = 5000
+#: Records validated together by one process of a parallel import.
+CHUNK = 2000
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _command("consent", "import", "import legal-basis records (CSV or JSON Lines)",
                  _consent_import, file=True)  # fmt: skip
     p.add_argument("--format", choices=("csv", "jsonl"), help="default: from the file name")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="validating processes")
     _command("audit", "verify", "name every audit record removed or altered", _audit_verify)
     _command("export", "attempts", "every decision and call record, CSV", _export_attempts)
     _command("export", "oppositions", "every opposition (keyed hashes), CSV", _export_oppositions)
@@ -204,33 +210,60 @@ def _consent_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     size = max(path.stat().st_size, 1)
+    jobs = max(1, args.jobs)
 
     async def run() -> int:
         _, store = await _open(args)
-        accepted = new = refused = 0
+        counts = {"accepted": 0, "new": 0, "refused": 0}
         started = last = time.monotonic()
-        batch: list[LegalBasisRecord] = []
-        try:
-            for line, fields in _rows(path, fmt, raw):
-                error = fields.get("__error__")
-                rec, reasons = (None, [str(error)]) if error else validate(fields)
-                if rec is None:
-                    refused += 1
+        rows: list[RecordRow] = []
+        pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
+        pending: deque[asyncio.Future[list[tuple[int, RecordRow | None, list[str]]]]] = deque()
+
+        async def settle(done: list[tuple[int, RecordRow | None, list[str]]]) -> None:
+            nonlocal last
+            for line, row, reasons in done:
+                if row is None:
+                    counts["refused"] += 1
                     print(f"{path}:{line}: refused: {'; '.join(reasons)}", file=sys.stderr)
                 else:
-                    accepted += 1
-                    batch.append(rec)
-                if len(batch) >= BATCH:
-                    new += await store.add_records(batch, _now())
-                    batch.clear()
-                    if time.monotonic() - last > 0.5:
-                        last = time.monotonic()
-                        _progress(raw.tell() / size, accepted + refused, last - started)
-            new += await store.add_records(batch, _now())
+                    counts["accepted"] += 1
+                    rows.append(row)
+            if len(rows) >= BATCH:
+                counts["new"] += await store.add_record_rows(rows, _now())
+                rows.clear()
+            if time.monotonic() - last > 0.5:
+                last = time.monotonic()
+                done_n = counts["accepted"] + counts["refused"]
+                _progress(raw.tell() / size, done_n, last - started)
+
+        async def submit(chunk: list[tuple[int, Mapping[str, object]]]) -> None:
+            if pool is None:
+                await settle(validate_rows(chunk))
+                return
+            loop = asyncio.get_running_loop()
+            pending.append(loop.run_in_executor(pool, validate_rows, chunk))
+            while len(pending) > 2 * jobs:  # bounded: the file streams, memory stays flat
+                await settle(await pending.popleft())
+
+        try:
+            chunk: list[tuple[int, Mapping[str, object]]] = []
+            for item in _rows(path, fmt, raw):
+                chunk.append(item)
+                if len(chunk) >= CHUNK:
+                    await submit(chunk)
+                    chunk = []
+            await submit(chunk)
+            while pending:
+                await settle(await pending.popleft())
+            counts["new"] += await store.add_record_rows(rows, _now())
         finally:
             raw.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
             await store.close()
         elapsed = time.monotonic() - started
+        accepted, new, refused = counts["accepted"], counts["new"], counts["refused"]
         _progress(1.0, accepted + refused, elapsed)
         print(file=sys.stderr)
         print(f"{accepted} accepted ({new} new, {accepted - new} already present), "

@@ -21,10 +21,13 @@ from gateway.consent.zones import to_e164
 
 __all__ = [
     "FIELDS",
+    "RecordRow",
     "fingerprint",
     "record_from_json",
     "record_to_json",
+    "to_row",
     "validate",
+    "validate_rows",
 ]
 
 #: The import fields of issue 4, item 3 (CSV header or JSON Lines keys).
@@ -51,6 +54,8 @@ class _Bad(ValueError):
 
 def _text(raw: Mapping[str, object], key: str) -> str:
     value = raw.get(key)
+    if type(value) is str:
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool | int | float):
@@ -226,16 +231,34 @@ def _validate(
 
 def record_to_json(rec: LegalBasisRecord) -> str:
     """Canonical JSON of a record (without the store's id and version)."""
-    out: dict[str, object] = {}
-    for name in LegalBasisRecord.__slots__:
-        if name in ("record_id", "version"):
-            continue
-        value = getattr(rec, name)
-        if isinstance(value, datetime | date):
-            value = value.isoformat()
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[name] = value
+    out: dict[str, object] = {
+        "number": rec.number,
+        "advertiser": rec.advertiser,
+        "basis": rec.basis.value,
+        "subject": rec.subject,
+        "purposes": list(rec.purposes),
+        "channels": list(rec.channels),
+        "collected_at": rec.collected_at.isoformat(),
+        "source": rec.source,
+        "collected_by": rec.collected_by,
+        "wording": rec.wording,
+        "wording_sha256": rec.wording_sha256,
+        "artefact_ref": rec.artefact_ref,
+        "artefact_sha256": rec.artefact_sha256,
+        "checkbox_prechecked": rec.checkbox_prechecked,
+        "affirmative_act": rec.affirmative_act,
+        "informed_at_collection": rec.informed_at_collection,
+        "objection_offered_at_collection": rec.objection_offered_at_collection,
+        "profession": rec.profession,
+        "profession_relation": rec.profession_relation,
+        "sale_order_id": rec.sale_order_id,
+        "sale_date": rec.sale_date.isoformat() if rec.sale_date else None,
+        "contract_id": rec.contract_id,
+        "contract_end": rec.contract_end.isoformat() if rec.contract_end else None,
+        "valid_until": rec.valid_until.isoformat() if rec.valid_until else None,
+        "withdrawn_at": rec.withdrawn_at.isoformat() if rec.withdrawn_at else None,
+        "withdrawn_channel": rec.withdrawn_channel,
+    }
     return json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -256,3 +279,29 @@ def record_from_json(text: str, record_id: int = 0, version: int = 1) -> LegalBa
 def fingerprint(rec: LegalBasisRecord) -> str:
     """SHA-256 of the canonical JSON: re-importing the same record changes nothing."""
     return hashlib.sha256(record_to_json(rec).encode()).hexdigest()
+
+
+#: What the store keeps of a record: number, advertiser, basis, fingerprint, canonical JSON.
+RecordRow = tuple[str, str, str, str, str]
+
+
+def to_row(rec: LegalBasisRecord) -> RecordRow:
+    """The stored form of ``rec``; its JSON is serialised once and hashed for the fingerprint."""
+    text = record_to_json(rec)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return (rec.number, rec.advertiser, rec.basis.value, digest, text)
+
+
+def validate_rows(
+    items: list[tuple[int, Mapping[str, object]]],
+) -> list[tuple[int, RecordRow | None, list[str]]]:
+    """Validate a chunk of (line, fields); the unit of work of a parallel import."""
+    out: list[tuple[int, RecordRow | None, list[str]]] = []
+    for line, fields in items:
+        error = fields.get("__error__")
+        if error is not None:
+            out.append((line, None, [str(error)]))
+            continue
+        rec, reasons = validate(fields)
+        out.append((line, to_row(rec) if rec is not None else None, reasons))
+    return out

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.campaign.model import Advertiser, Campaign
+from gateway.consent.evidence import RecordRow
 from gateway.consent.model import (
     AttemptOutcome,
     Decision,
@@ -48,6 +49,9 @@ class Store(Protocol):
     # Legal-basis records (COMPLIANCE.md 4): versioned, never edited.
     async def add_records(self, records: Sequence[LegalBasisRecord], now: datetime) -> int:
         """Add validated records in one transaction; returns how many were new."""
+
+    async def add_record_rows(self, rows: Sequence[RecordRow], now: datetime) -> int:
+        """Like :meth:`add_records`, for rows already made by ``consent.evidence.to_row``."""
 
     async def records_for(self, number: str) -> list[LegalBasisRecord]:
         """Every version of every record for ``number`` (any advertiser)."""

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import resources
+from typing import Protocol
 
 from gateway.campaign.model import Advertiser, Campaign, parse_advertiser, parse_campaign
 from gateway.consent.model import AttemptOutcome, Decision, RuleResult, Verdict
@@ -27,6 +28,12 @@ ATTEMPT_COLUMNS = (
     "until_at", "zone", "local_time", "rules", "basis_record_id", "basis_version",
 )  # fmt: skip
 OUTCOME_FIELDS = tuple(f for f in AttemptOutcome.__dataclass_fields__ if f != "extra")
+
+
+class TxLike(Protocol):
+    """The part of a transaction that pure helpers use: SQL with ``?`` placeholders."""
+
+    async def fetch(self, sql: str, *args: object) -> list[Mapping[str, object]]: ...
 
 
 class StoreError(RuntimeError):

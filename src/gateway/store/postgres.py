@@ -1,8 +1,9 @@
 """The shared backend: PostgreSQL through asyncpg, for several gateway nodes on one database.
 
-The reservation of COMPLIANCE.md 5, step 7 is atomic across nodes: the decision's transaction
-takes ``pg_advisory_xact_lock`` on (advertiser, number), so two nodes deciding for the same
-number queue behind each other, then reads the chain head ``FOR UPDATE`` to append in order.
+The reservation of COMPLIANCE.md 5, step 7 is atomic across nodes: the decisions' transaction
+takes ``pg_advisory_xact_lock`` on each number (an opposition's transaction takes the same), so
+two nodes deciding for the same number queue behind each other; it then reads the chain head
+``FOR UPDATE`` to append in order.
 Oppositions reach every node's listeners through ``LISTEN/NOTIFY``; the notification is sent
 inside the opposition's transaction, so PostgreSQL delivers it only once it is committed.
 """
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from gateway.consent.evidence import RecordRow
 from gateway.store import common
 from gateway.store.common import StoreError
 from gateway.store.sql import Row, SqlStore, Tx
@@ -41,6 +43,10 @@ def _numbered(sql: str, cache: dict[str, str] = {}) -> str:  # noqa: B006 (a del
 class _PgTx:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        return self._conn
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         rows: list[Row] = await self._conn.fetch(_numbered(sql), *args)
@@ -66,10 +72,16 @@ class PostgresStore(SqlStore):
         self._node = ""
 
     @asynccontextmanager
-    async def _write(self, lock: str | None = None) -> AsyncIterator[Tx]:
+    async def _write(self, locks: Sequence[str] = ()) -> AsyncIterator[Tx]:
         async with self._pool.acquire() as conn, conn.transaction():
-            if lock is not None:
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", lock)
+            if locks:
+                # Sorted by the caller, taken in that order: two batches never wait on each other
+                # in a cycle. Held until commit; every node takes the same ones.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                    "FROM unnest($1::text[]) k",
+                    list(locks),
+                )
             yield _PgTx(conn)
 
     @asynccontextmanager
@@ -79,6 +91,30 @@ class PostgresStore(SqlStore):
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             yield _PgTx(conn)
+
+    async def _insert_records(self, tx: Tx, rows: Sequence[RecordRow], at: str) -> int:
+        # Set-based: one statement per batch. The version continues each (number, advertiser,
+        # basis) after the stored ones, in the file's order; the import lock keeps two imports
+        # from numbering the same versions.
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        status = await self._conn_of(tx).execute(
+            "INSERT INTO legal_basis (number, advertiser, basis, version, fingerprint, data, "
+            "imported_at) SELECT n.number, n.advertiser, n.basis, COALESCE((SELECT MAX(l.version) "
+            "FROM legal_basis l WHERE l.number = n.number AND l.advertiser = n.advertiser "
+            "AND l.basis = n.basis), 0) + ROW_NUMBER() OVER (PARTITION BY n.number, n.advertiser, "
+            "n.basis ORDER BY n.ord), n.fingerprint, n.data, $6 "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
+            "WITH ORDINALITY AS n(number, advertiser, basis, fingerprint, data, ord) "
+            "WHERE NOT EXISTS (SELECT 1 FROM legal_basis l WHERE l.fingerprint = n.fingerprint) "
+            "ON CONFLICT (fingerprint) DO NOTHING",
+            *columns, at,
+        )  # fmt: skip
+        return int(str(status).rsplit(" ", 1)[-1])
+
+    @staticmethod
+    def _conn_of(tx: Tx) -> asyncpg.Connection:
+        assert isinstance(tx, _PgTx)
+        return tx.conn
 
     async def _notify_opposition(self, tx: Tx, number_hmac: str, scope: str) -> None:
         await tx.execute(

@@ -8,6 +8,7 @@ with an advisory lock on (advertiser, number) and ``SELECT ... FOR UPDATE`` of t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.campaign.model import Advertiser, Campaign
-from gateway.consent.evidence import fingerprint, record_from_json, record_to_json
+from gateway.consent.evidence import RecordRow, fingerprint, record_from_json, to_row
 from gateway.consent.model import (
     ADVERTISER_WIDE,
     AttemptOutcome,
@@ -26,10 +27,19 @@ from gateway.consent.model import (
     Opposition,
 )
 from gateway.consent.policy import PolicySettings, decide
-from gateway.consent.profiles import PROFILES
 from gateway.store import common
 from gateway.store.base import OppositionListener
 from gateway.store.common import StoreError, canonical, parse_ts, ts
+from gateway.store.decisions import (
+    INSERT_ATTEMPT,
+    INSERT_AUDIT,
+    MAX_BATCH,
+    Request,
+    Snapshot,
+    chain_rows,
+    load_snapshot,
+    lookback,
+)
 
 Row = Mapping[str, object]
 
@@ -40,10 +50,6 @@ class Tx(Protocol):
     async def fetch(self, sql: str, *args: object) -> list[Row]: ...
     async def execute(self, sql: str, *args: object) -> None: ...
     async def executemany(self, sql: str, args: Sequence[tuple[object, ...]]) -> None: ...
-
-
-#: The longest frequency window of any profile: attempts older than this never count.
-_LOOKBACK = max(p.cap_window for p in PROFILES.values())
 
 
 class SqlStore:
@@ -59,9 +65,12 @@ class SqlStore:
         self._listeners: list[OppositionListener] = []
         self._campaigns: dict[tuple[str, int], Campaign] = {}
         self._advertisers: dict[tuple[str, int], Advertiser] = {}
+        self._queue: list[Request] = []
+        self._batcher: asyncio.Task[None] | None = None
 
     # -- what a backend provides -------------------------------------------------------------
-    def _write(self, lock: str | None = None) -> AbstractAsyncContextManager[Tx]:
+    def _write(self, locks: Sequence[str] = ()) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction holding ``locks`` (numbers) until it ends (see module doc)."""
         raise NotImplementedError
 
     def _read(self) -> AbstractAsyncContextManager[Tx]:
@@ -169,34 +178,21 @@ class SqlStore:
 
     # -- legal-basis records -------------------------------------------------------------------
     async def add_records(self, records: Sequence[LegalBasisRecord], now: datetime) -> int:
-        """One transaction per batch. The version is computed in SQL, inside the write lock;
-        a record whose fingerprint is already stored is ignored (idempotent re-import)."""
-        if not records:
-            return 0
-        at = ts(now)
-        rows = []
-        seen: set[str] = set()
-        for rec in records:
-            fp = fingerprint(rec)
-            if fp in seen:
-                continue
-            seen.add(fp)
-            rows.append((rec.number, rec.advertiser, rec.basis.value, fp, record_to_json(rec), at,
-                         rec.number, rec.advertiser, rec.basis.value))  # fmt: skip
-        async with self._write() as tx:
-            before = await self._count(tx, "legal_basis")
-            await tx.executemany(
-                "INSERT INTO legal_basis (number, advertiser, basis, version, fingerprint, data, "
-                "imported_at) SELECT ?, ?, ?, COALESCE(MAX(version), 0) + 1, ?, ?, ? "
-                "FROM legal_basis WHERE number = ? AND advertiser = ? AND basis = ? "
-                "ON CONFLICT (fingerprint) DO NOTHING",
-                rows,
-            )
-            return await self._count(tx, "legal_basis") - before
+        return await self.add_record_rows([to_row(r) for r in records], now)
 
-    async def _count(self, tx: Tx, table: str) -> int:
-        rows = await tx.fetch(f"SELECT COUNT(*) AS n FROM {table}")
-        return int(str(rows[0]["n"]))
+    async def add_record_rows(self, rows: Sequence[RecordRow], now: datetime) -> int:
+        """One transaction per batch. Versions are computed in SQL, inside the write lock; a
+        record whose fingerprint is already stored is ignored (idempotent re-import)."""
+        unique: dict[str, RecordRow] = {}
+        for row in rows:
+            unique.setdefault(row[3], row)
+        if not unique:
+            return 0
+        async with self._write(locks=["legal_basis import"]) as tx:
+            return await self._insert_records(tx, list(unique.values()), ts(now))
+
+    async def _insert_records(self, tx: Tx, rows: Sequence[RecordRow], at: str) -> int:
+        raise NotImplementedError
 
     async def records_for(self, number: str) -> list[LegalBasisRecord]:
         async with self._read() as tx:
@@ -231,7 +227,8 @@ class SqlStore:
     ) -> Opposition:
         key = self.number_hmac(number)
         at = ts(now)
-        async with self._write() as tx:
+        # The number's lock orders this write with any decision for the number (PostgreSQL).
+        async with self._write(locks=[number]) as tx:
             await tx.execute(
                 "INSERT INTO oppositions (number_hmac, scope, source, at, attempt_id) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -286,69 +283,98 @@ class SqlStore:
     # -- decisions -----------------------------------------------------------------------------
     async def gather(self, campaign: str, number: str, now: datetime) -> DecisionInputs:
         async with self._read() as tx:
-            return await self._gather(tx, campaign, number, now)
+            snap = await self._snapshot(tx, [(campaign, number)], now, with_head=False)
+        return snap.inputs(campaign, number, self.number_hmac(number))
 
-    async def _gather(self, tx: Tx, name: str, number: str, now: datetime) -> DecisionInputs:
-        campaign = await self._campaign(tx, name)
-        if campaign is None:
-            raise StoreError(f"unknown campaign {name!r}")
-        advertiser = await self._advertiser(tx, campaign.advertiser)
-        lookback = _LOOKBACK
-        if campaign.cap_override is not None:
-            lookback = max(lookback, campaign.cap_override[1])
-        rows = await tx.fetch(
-            "SELECT decided_at FROM attempts WHERE advertiser = ? AND number = ? "
-            "AND verdict = 'allow' AND decided_at > ?",
-            campaign.advertiser, number, ts(now - lookback - timedelta(seconds=1)),
-        )  # fmt: skip
-        return DecisionInputs(
-            number=number,
-            campaign=campaign,
-            advertiser=advertiser,
-            records=await self._records(tx, number, campaign.advertiser),
-            oppositions=await self._oppositions(tx, self.number_hmac(number)),
-            attempts=[parse_ts(str(r["decided_at"])) for r in rows],
-        )
+    async def _snapshot(
+        self, tx: Tx, pairs: Sequence[tuple[str, str]], now: datetime, *, with_head: bool
+    ) -> Snapshot:
+        since = now - lookback(list(self._campaigns.values())) - timedelta(seconds=1)
+        hmacs = [self.number_hmac(n) for _, n in pairs]
+
+        async def load(since: datetime) -> Snapshot:
+            return await load_snapshot(
+                tx, pairs, hmacs, since, with_head=with_head,
+                parse_campaign=self._parse_campaign, parse_advertiser=self._parse_advertiser,
+            )  # fmt: skip
+
+        snap = await load(since)
+        needed = now - lookback(list(snap.campaigns.values())) - timedelta(seconds=1)
+        return await load(needed) if needed < since else snap
+
+    def _parse_campaign(self, name: str, version: int, text: str) -> Campaign:
+        key = (name, version)
+        if key not in self._campaigns:
+            self._campaigns[key] = common.campaign_from_json(text)
+        return self._campaigns[key]
+
+    def _parse_advertiser(self, advertiser_id: str, version: int, text: str) -> Advertiser:
+        key = (advertiser_id, version)
+        if key not in self._advertisers:
+            self._advertisers[key] = common.advertiser_from_json(text)
+        return self._advertisers[key]
 
     async def decide_and_reserve(
         self, campaign: str, number: str, now: datetime, settings: PolicySettings
     ) -> Decision:
-        # The lock is per (campaign's advertiser, number) on PostgreSQL; the campaign name is
-        # resolved to its advertiser first so that all campaigns of one advertiser share it.
-        advertiser = await self._advertiser_of(campaign)
-        async with self._write(lock=f"{advertiser}|{number}") as tx:
-            inputs = await self._gather(tx, campaign, number, now)
-            decision = decide(inputs, now, settings)
-            attempt_id = await self._append_decision(tx, decision)
-        return _with_id(decision, attempt_id)
+        """Queue the decision; the batch it joins decides and records it (see .decisions)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Decision] = loop.create_future()
+        self._queue.append(Request(campaign, number, now, settings, future))
+        if self._batcher is None or self._batcher.done():
+            self._batcher = loop.create_task(self._drain())
+        return await future
 
-    async def _advertiser_of(self, campaign: str) -> str:
-        for (name, _), c in self._campaigns.items():
-            if name == campaign:
-                return c.advertiser
-        found = await self.get_campaign(campaign)
-        if found is None:
-            raise StoreError(f"unknown campaign {campaign!r}")
-        return found.advertiser
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = [r for r in self._queue[:MAX_BATCH] if not r.future.done()]
+            del self._queue[:MAX_BATCH]
+            if not batch:
+                continue
+            try:
+                results = await self._decide_batch(batch)
+            except Exception as exc:  # the whole batch fails closed
+                results = [exc] * len(batch)
+            for request, result in zip(batch, results, strict=True):
+                if request.future.done():
+                    continue  # the caller gave up (decision budget); it was told "no call"
+                if isinstance(result, Exception):
+                    request.future.set_exception(result)
+                else:
+                    request.future.set_result(result)
 
-    async def _append_decision(self, tx: Tx, d: Decision) -> int:
-        head = await tx.fetch("SELECT seq, hash FROM audit_head WHERE id = 1" + self.FOR_UPDATE)
-        seq = int(str(head[0]["seq"])) + 1
-        payload = common.decision_payload(seq, d)
-        await tx.execute(
-            f"INSERT INTO attempts ({', '.join(common.ATTEMPT_COLUMNS)}, outcome) "
-            f"VALUES ({', '.join('?' * (len(common.ATTEMPT_COLUMNS) + 1))})",
-            *(payload[c] for c in common.ATTEMPT_COLUMNS), "{}",
-        )  # fmt: skip
-        await self._append(
-            tx,
-            "decision",
-            seq,
-            at=str(payload["decided_at"]),
-            payload=canonical(payload),
-            head=(seq - 1, str(head[0]["hash"])),
-        )
-        return seq
+    async def _decide_batch(self, batch: Sequence[Request]) -> list[Decision | Exception]:
+        results: list[Decision | Exception] = []
+        decided: list[tuple[int, Decision]] = []
+        pairs = [(r.campaign, r.number) for r in batch]
+        async with self._write(locks=sorted({r.number for r in batch})) as tx:
+            snap = await self._snapshot(
+                tx, pairs, min(r.now for r in batch), with_head=not self.FOR_UPDATE
+            )
+            for r in batch:
+                try:
+                    inputs = snap.inputs(r.campaign, r.number, self.number_hmac(r.number))
+                    d = decide(inputs, r.now, r.settings)
+                except Exception as exc:  # fails closed for this request only
+                    results.append(exc)
+                    continue
+                if d.allowed:  # later decisions of the batch count this reservation
+                    snap.attempts[(d.advertiser, r.number)].append(r.now)
+                decided.append((len(results), d))
+                results.append(d)
+            if decided:
+                head = snap.head or await self._head(tx)
+                attempts, audit, new_head = chain_rows([d for _, d in decided], head)
+                await tx.executemany(INSERT_ATTEMPT, attempts)
+                await tx.executemany(INSERT_AUDIT, audit)
+                await tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", *new_head)
+                for offset, (index, d) in enumerate(decided, start=1):
+                    results[index] = dataclasses.replace(d, attempt_id=head[0] + offset)
+        return results
+
+    async def _head(self, tx: Tx) -> tuple[int, str]:
+        rows = await tx.fetch("SELECT seq, hash FROM audit_head WHERE id = 1" + self.FOR_UPDATE)
+        return int(str(rows[0]["seq"])), str(rows[0]["hash"])
 
     async def _append(
         self,
@@ -361,8 +387,7 @@ class SqlStore:
         head: tuple[int, str] | None = None,
     ) -> int:
         if head is None:
-            rows = await tx.fetch("SELECT seq, hash FROM audit_head WHERE id = 1" + self.FOR_UPDATE)
-            head = (int(str(rows[0]["seq"])), str(rows[0]["hash"]))
+            head = await self._head(tx)
         seq, prev = head[0] + 1, head[1]
         digest = common.chain_hash(prev, seq, kind, payload)
         await tx.execute(
@@ -448,7 +473,3 @@ class SqlStore:
             item["outcome"] = json.loads(str(row["outcome"]))
             out.append(item)
         return out
-
-
-def _with_id(d: Decision, attempt_id: int) -> Decision:
-    return dataclasses.replace(d, attempt_id=attempt_id)

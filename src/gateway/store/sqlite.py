@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from gateway.consent.model import LegalBasisRecord
+from gateway.consent.evidence import RecordRow
 from gateway.store import common
 from gateway.store.common import StoreError
 from gateway.store.sql import Row, SqlStore, Tx
@@ -39,8 +39,8 @@ class _SqliteTx:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        async with self._conn.execute(sql, args) as cur:
-            return list(await cur.fetchall())  # type: ignore[arg-type]  # rows are dicts (_dict_row)
+        # One trip to the connection's thread (execute and fetch together).
+        return list(await self._conn.execute_fetchall(sql, args))  # type: ignore[arg-type]
 
     async def execute(self, sql: str, *args: object) -> None:
         await self._conn.execute(sql, args)
@@ -59,7 +59,7 @@ class SqliteStore(SqlStore):
         self._tx = _SqliteTx(conn)
 
     @asynccontextmanager
-    async def _write(self, lock: str | None = None) -> AsyncIterator[Tx]:
+    async def _write(self, locks: Sequence[str] = ()) -> AsyncIterator[Tx]:
         async with self._lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -79,12 +79,22 @@ class SqliteStore(SqlStore):
             finally:
                 await _rollback(self._conn)
 
-    async def add_records(self, records: Sequence[LegalBasisRecord], now: datetime) -> int:
+    async def add_record_rows(self, rows: Sequence[RecordRow], now: datetime) -> int:
         await self._conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            return await super().add_records(records, now)
+            return await super().add_record_rows(rows, now)
         finally:
             await self._conn.execute("PRAGMA synchronous = FULL")
+
+    async def _insert_records(self, tx: Tx, rows: Sequence[RecordRow], at: str) -> int:
+        cursor = await self._conn.executemany(
+            "INSERT INTO legal_basis (number, advertiser, basis, version, fingerprint, data, "
+            "imported_at) SELECT ?1, ?2, ?3, COALESCE(MAX(version), 0) + 1, ?4, ?5, ?6 "
+            "FROM legal_basis WHERE number = ?1 AND advertiser = ?2 AND basis = ?3 "
+            "ON CONFLICT (fingerprint) DO NOTHING",
+            [(*row, at) for row in rows],
+        )
+        return cursor.rowcount
 
     async def close(self) -> None:
         await self._conn.close()
