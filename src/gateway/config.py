@@ -166,7 +166,43 @@ def loads(text: str, source: str = "<config>") -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     config: Config = _build(Config, data, "", source)
+    _check_values(config, source)
     return config
+
+
+def _check_values(config: Config, source: str) -> None:
+    """Values of the right type that cannot work, named like unknown keys (not a traceback
+    from the part that would have refused them later)."""
+    sip, media = config.sip, config.media
+    rules: list[tuple[bool, str, object, str]] = [
+        (sip.t1 > 0, "sip.t1", sip.t1, "must be more than 0"),
+        (sip.t2 >= sip.t1, "sip.t2", sip.t2, "must be at least sip.t1"),
+        (sip.t4 >= 0, "sip.t4", sip.t4, "must not be negative"),
+        (sip.max_message_size > 0, "sip.max_message_size", sip.max_message_size, "must be > 0"),
+        (sip.max_redirects >= 0, "sip.max_redirects", sip.max_redirects, "must not be negative"),
+        # RFC 4028 section 4: Min-SE is at least 90 s, and Session-Expires at least Min-SE.
+        (sip.min_se >= 90, "sip.min_se", sip.min_se, "must be at least 90 (RFC 4028)"),
+        (
+            sip.session_expires == 0 or sip.session_expires >= sip.min_se,
+            "sip.session_expires",
+            sip.session_expires,
+            "must be 0 or at least sip.min_se (RFC 4028)",
+        ),
+        (sip.idle_timeout > 0, "sip.idle_timeout", sip.idle_timeout, "must be more than 0"),
+        (sip.stranger_rate >= 0, "sip.stranger_rate", sip.stranger_rate, "must not be negative"),
+        (
+            0 < media.rtp_port_min <= media.rtp_port_max <= 65535,
+            "media.rtp_port_min",
+            media.rtp_port_min,
+            "must be a port no greater than media.rtp_port_max",
+        ),
+    ]
+    for name, trunk in config.trunks.items():
+        key = f"trunks.{name}.keepalive_interval"
+        rules.append((trunk.keepalive_interval >= 0, key, trunk.keepalive_interval, "must be >= 0"))
+    for ok, key, value, text in rules:
+        if not ok:
+            raise ConfigError(f"{source}: {key} {text}, not {value!r}")
 
 
 def _build(cls: type[Any], data: Any, where: str, source: str) -> Any:
