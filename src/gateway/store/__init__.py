@@ -6,6 +6,8 @@ configuration; ``decide_and_reserve`` is the dialer's entry point (see :mod:`.en
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from gateway.store.base import OppositionListener, Store
 from gateway.store.common import StoreError
 from gateway.store.engine import DEFAULT_BUDGET, decide_and_reserve
@@ -25,12 +27,21 @@ __all__ = [
 async def open_store(url: str, opposition_key: bytes, *, schema: str | None = None) -> Store:
     """Open and migrate the store at ``url``: ``sqlite:///path`` or ``postgresql://...``.
 
-    ``schema`` (PostgreSQL only) places the tables in that schema, created if needed.
+    ``schema`` (PostgreSQL only, or ``?schema=NAME`` in the URL) places the tables in that
+    schema, created if needed.
     """
     if url.startswith("sqlite://"):
         # As SQLAlchemy writes it: sqlite:///relative.db, sqlite:////absolute/path.db.
         path = url.removeprefix("sqlite://").removeprefix("/")
         return await open_sqlite(path or "gateway.db", opposition_key)
     if url.startswith(("postgresql://", "postgres://")):
-        return await open_postgres(url, opposition_key, schema=schema)
+        # "?schema=NAME" places the tables in that schema (not a libpq parameter: removed).
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        for key, value in query:
+            if key == "schema":
+                schema = schema or value
+        rest = urlencode([(k, v) for k, v in query if k != "schema"])
+        return await open_postgres(urlunsplit(parts._replace(query=rest)), opposition_key,
+                                   schema=schema)  # fmt: skip
     raise StoreError(f"[store] url must start with sqlite:// or postgresql://, not {url!r}")
