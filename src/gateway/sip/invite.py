@@ -180,14 +180,17 @@ class OutboundCall(Call):
             # A 2xx we cannot build a dialog from (no To tag, no Contact): nothing to ACK.
             self._fail(502, "Bad 2xx", "remote", now)
             return
-        self.answered = True
         self.core.cancel_timer(self._ring_timer)
         self._send_ack(now)
         self._read_session_timer(response, now)
         if self.cancelling or self.ended:
-            # The 2xx crossed our CANCEL (RFC 3261 section 9.1): ACK it, then BYE.
+            # The 2xx crossed our CANCEL (RFC 3261 section 9.1): ACK it, then BYE. The call
+            # ends as cancelled (487), not as an answered call that hung up (200): no
+            # CallAnswered was reported for it.
+            self.end_cause = (487, "Call cancelled")
             self.hangup(now, 'SIP;cause=487;text="Call cancelled"')
             return
+        self.answered = True
         try:
             audio = negotiate(SessionDescription.parse(response.body))
         except SipError as exc:
