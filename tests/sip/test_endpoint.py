@@ -231,6 +231,22 @@ def test_ring_timeout_after_100_trying_only_sends_cancel() -> None:
     assert (ended.cause, ended.by, ended.at) == (487, "local", 30.0)
 
 
+def test_200_crossing_our_cancel_is_acked_then_byed_and_ends_as_cancelled() -> None:
+    # The callee picks up at the very moment the ring timeout sends CANCEL: section 9.1 says
+    # the 2xx must still be ACKed, and the call is then ended with BYE.
+    pair = Pair(callee=Callee(ring=1.0, answer=30.0))
+    call_id = pair.call(ring_timeout=30.0)
+    pair.run(100.0)
+
+    assert [s.kind for s in pair.net.log if s.source == OURS] == ["INVITE", "CANCEL", "ACK", "BYE"]
+    (bye,) = pair.net.sent("BYE")
+    assert headers(bye, "Reason") == ['SIP;cause=487;text="Call cancelled"']
+    # Nobody heard anything: the call is reported cancelled, never answered.
+    assert pair.of(CallAnswered) == []
+    ended = only(pair.of(CallEnded))
+    assert (ended.call_id, ended.cause, ended.by, ended.answered) == (call_id, 487, "local", False)
+
+
 # -- digest authentication -------------------------------------------------------------------
 
 REALM = "trunk.example"
