@@ -43,8 +43,15 @@ _RTCP_EVERY = 25
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, deliver: Callable[[bytes, _Address], None]) -> None:
+    def __init__(
+        self, deliver: Callable[[bytes, _Address], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.deliver = deliver
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         self.deliver(data, (str(addr[0]), int(addr[1])))
@@ -62,6 +69,7 @@ class RtpStream:
         self,
         engine: MediaEngine,
         session: MediaSession,
+        *,
         rtp: asyncio.DatagramTransport,
         rtcp: asyncio.DatagramTransport,
         local_port: int,
@@ -91,7 +99,13 @@ class RtpStream:
     ) -> None:
         """Start sending ``player``'s frames to ``remote`` from the next tick of the clock."""
         self.engine._start(
-            self, remote, payload_type, codec, telephone_event_pt, player, rtcp_remote
+            self,
+            remote=remote,
+            payload_type=payload_type,
+            codec=codec,
+            telephone_event_pt=telephone_event_pt,
+            player=player,
+            rtcp_remote=rtcp_remote,
         )
 
     def set_remote(self, remote: _Address, rtcp_remote: _Address | None = None) -> None:
@@ -138,6 +152,11 @@ class RtpStream:
         self.session.close()
         self._rtp.close()
         self._rtcp.close()
+        # The sockets close on a later turn of the loop; the ports are free once they have.
+        for transport in (self._rtp, self._rtcp):
+            protocol = transport.get_protocol()
+            if isinstance(protocol, _Protocol):
+                await protocol.closed
         self.engine._release(self.local_port)
 
     # --- called by the engine and the protocols ----------------------------------------
@@ -220,7 +239,7 @@ class MediaEngine:
                 holder[0]._on_rtcp(data, addr)
 
         rtp, rtcp, port = await self._bind_pair(rtp_in, rtcp_in)
-        stream = RtpStream(self, session, rtp, rtcp, port, label)
+        stream = RtpStream(self, session, rtp=rtp, rtcp=rtcp, local_port=port, label=label)
         holder.append(stream)
         self._streams[stream] = None
         log.debug("%s media on %s:%d", label, self.host, port)
@@ -248,7 +267,7 @@ class MediaEngine:
                 continue
             try:
                 rtp, _ = await self.loop.create_datagram_endpoint(
-                    lambda: _Protocol(rtp_in), local_addr=(self.host, port)
+                    lambda: _Protocol(rtp_in, self.loop), local_addr=(self.host, port)
                 )
             except OSError:
                 continue
@@ -258,7 +277,7 @@ class MediaEngine:
                 continue
             try:
                 rtcp, _ = await self.loop.create_datagram_endpoint(
-                    lambda: _Protocol(rtcp_in), local_addr=(self.host, actual + 1)
+                    lambda: _Protocol(rtcp_in, self.loop), local_addr=(self.host, actual + 1)
                 )
             except OSError:
                 rtp.close()
@@ -275,6 +294,7 @@ class MediaEngine:
     def _start(
         self,
         stream: RtpStream,
+        *,
         remote: _Address,
         payload_type: int,
         codec: str,
