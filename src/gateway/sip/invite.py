@@ -421,8 +421,10 @@ class InboundCall(Call):
             self.core.send_stateless(self._ok, self._source)
             self._retransmit_ok(at, min(interval * 2, self.core.timers.t2), give_up)
 
-        if self.transport == "udp":
-            self._retransmit = self.core.schedule(now + interval, fire)
+        # Section 13.3.1.4: the retransmissions are "independent of whatever transport
+        # protocol is used to send the response" (a proxy on the way may use UDP), and the
+        # BYE comes at 64*T1 exactly, not at the next retransmission after it.
+        self._retransmit = self.core.schedule(min(now + interval, give_up), fire)
 
     def receive_ack(self, ack: Request, now: float) -> None:
         if self._ok is not None and ack.cseq.seq == self._ok.cseq.seq:
