@@ -226,17 +226,23 @@ class Pair:
         )
     )
     callee: Callee = field(default_factory=Callee)
+    #: How the far end reaches us when it calls (its trunk's ``transport`` parameter).
+    far_transport: str = "udp"
     now: float = 0.0
 
     def __post_init__(self) -> None:
         self.net = Network()
         self.ours = Endpoint(self.settings, [self.trunk], rng=random.Random(1))
-        self.ours.add_listener("udp", OURS.host, OURS.port)
+        # Both listen on UDP and TCP at the same port, as a `gateway run` with both listeners.
+        for transport in ("udp", "tcp"):
+            self.ours.add_listener(transport, OURS.host, OURS.port)
+        params = "" if self.far_transport == "udp" else f";transport={self.far_transport}"
         far_trunk = TrunkSettings(
-            "gw", f"sip:{OURS.host}:{OURS.port}", keepalive_interval=0, sources=(OURS.host,)
+            "gw", f"sip:{OURS.host}:{OURS.port}{params}", keepalive_interval=0, sources=(OURS.host,)
         )
         self.far = Endpoint(EndpointSettings(), [far_trunk], rng=random.Random(2))
-        self.far.add_listener("udp", FAR.host, FAR.port)
+        for transport in ("udp", "tcp"):
+            self.far.add_listener(transport, FAR.host, FAR.port)
         self.nodes: dict[tuple[str, int], Endpoint] = {
             (OURS.host, OURS.port): self.ours,
             (FAR.host, FAR.port): self.far,
@@ -303,7 +309,9 @@ class Pair:
             for node in list(self.nodes.values()):
                 source = self.names[id(node)]
                 for data, dest in node.datagrams_to_send():
-                    self.net.send(Sent(self.now, source, dest, data))
+                    # Streams are carried like datagrams; only the transport name differs.
+                    origin = source._replace(transport=dest.transport)
+                    self.net.send(Sent(self.now, origin, dest, data))
                 while (event := node.next_event()) is not None:
                     moved = True
                     if node is self.ours:

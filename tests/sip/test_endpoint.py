@@ -487,6 +487,74 @@ def test_answer_without_a_common_codec_is_acked_then_byed() -> None:
     assert pair.of(CallAnswered) == []
 
 
+# -- calls the far end places to us (the opt-out line) ------------------------------------------
+
+
+def far_calls_us(pair: Pair, ring_timeout: float | None = None) -> str:
+    call_id = pair.far.invite(
+        trunk="gw",
+        to_user="optout",
+        from_user="33612345678",
+        sdp=far_answer(OFFER),
+        now=pair.now,
+        ring_timeout=ring_timeout,
+    )
+    pair.pump()
+    return call_id
+
+
+def test_incoming_call_cancelled_by_the_caller_ends_with_487() -> None:
+    pair = Pair()
+    call_id = far_calls_us(pair, ring_timeout=5.0)
+    pair.run(60.0)
+
+    (incoming,) = pair.of(IncomingCall)
+    assert (incoming.call_id, incoming.trunk, incoming.called) == (call_id, "main", "optout")
+    assert incoming.caller == "sip:33612345678@192.0.2.1"
+    # Our INVITE server transaction said 100 Trying after 200 ms, then the CANCEL came.
+    assert [(s.at, s.kind) for s in pair.net.log if s.source == OURS] == [
+        (0.2, "100 INVITE"),
+        (5.0, "200 CANCEL"),
+        (5.0, "487 INVITE"),
+    ]
+    ended = only(pair.of(CallEnded))
+    assert (ended.call_id, ended.cause, ended.by, ended.answered) == (call_id, 487, "remote", False)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_our_200_is_resent_until_acked_then_byed_at_64_t1(transport: str) -> None:
+    pair = Pair(far_transport=transport)
+    call_id = far_calls_us(pair)
+    pair.run(1.0)
+    pair.net.drop(kind("ACK"), times=None)
+    pair.ours.accept(call_id, OFFER, pair.now)
+    pair.run(100.0)
+
+    # RFC 3261 section 13.3.1.4: the 2xx is re-sent at T1, 2*T1 ... capped at T2 (4 s),
+    # "independent of whatever transport protocol is used"; with no ACK in 64*T1 the session
+    # is ended with BYE, at 1 + 32 s.
+    resent = [1.0, 1.5, 2.5, 4.5, 8.5, 12.5, 16.5, 20.5, 24.5, 28.5, 32.5]
+    assert pair.net.times("200 INVITE", source=OURS._replace(transport=transport)) == resent
+    (bye,) = pair.net.sent("BYE")
+    assert (bye.at, bye.source.host) == (1.0 + 64 * T1, OURS.host)
+    assert headers(bye, "Reason") == ['SIP;cause=408;text="No ACK"']
+    ended = only(pair.of(CallEnded))
+    assert (ended.call_id, ended.by, ended.at) == (call_id, "local", 33.0)
+
+
+def test_our_200_stops_at_the_ack() -> None:
+    pair = Pair()
+    call_id = far_calls_us(pair)
+    pair.run(1.0)
+    pair.net.drop(kind("200 INVITE"))  # the first copy is lost
+    pair.ours.accept(call_id, OFFER, pair.now)
+    pair.run(100.0)
+
+    assert pair.net.times("200 INVITE", source=OURS) == [1.0, 1.5]
+    assert pair.net.times("ACK", source=FAR) == [1.5]
+    assert pair.of(CallEnded) == []
+
+
 # -- requests we answer ------------------------------------------------------------------------
 
 PROBE = Address("udp", FAR.host, 5999)  # the trunk's host, at a port where nothing listens
