@@ -75,6 +75,9 @@ class Call:
         self._bye_tx: ClientTransaction | None = None
         #: The cause reported when our BYE completes, when it is not a plain hang-up (488).
         self.end_cause: tuple[int, str] | None = None
+        # The 2xx to a re-INVITE of the far end, re-sent until its ACK (section 13.3.1.4).
+        self._unacked: Response | None = None
+        self._unacked_timer: int | None = None
 
     # -- dialog membership --------------------------------------------------------------------
 
@@ -102,7 +105,10 @@ class Call:
             self.core.respond(stx, response_for(request, 405, headers=_allow()), now)
 
     def receive_ack(self, ack: Request, now: float) -> None:
-        """An ACK for a 2xx we sent (overridden where a 2xx is being retransmitted)."""
+        """An ACK for a 2xx we sent: stop re-sending it."""
+        if self._unacked is not None and ack.cseq.seq == self._unacked.cseq.seq:
+            self._unacked = None
+            self.core.cancel_timer(self._unacked_timer)
 
     def cancelled(self, target: ServerTransaction, now: float) -> None:
         """A CANCEL matched one of our INVITE server transactions."""
@@ -157,8 +163,31 @@ class Call:
         self.send_final(stx, response, now)
 
     def send_final(self, stx: ServerTransaction, response: Response, now: float) -> None:
-        """Send a final response (overridden by inbound calls that retransmit 2xx)."""
+        """Send a final response; a 2xx to a re-INVITE is re-sent until its ACK comes."""
         self.core.respond(stx, response, now)
+        if stx.request.method == "INVITE" and 200 <= response.status < 300:
+            self._unacked = response
+            t1 = self.core.timers.t1
+            self._resend_2xx(stx, response, now, t1, now + 64 * t1)
+
+    def _resend_2xx(
+        self, stx: ServerTransaction, response: Response, now: float, interval: float, end: float
+    ) -> None:
+        # RFC 3261 section 13.3.1.4: the UAS core re-sends its 2xx at T1, 2*T1 ... capped at
+        # T2, until the ACK; none within 64*T1 ends the session with BYE. The copies go through
+        # the transaction, which lets them pass in its Accepted state (RFC 6026 section 8).
+        # Without this, a lost 200 to the far end's re-INVITE (hold) was never repeated.
+        def fire(at: float) -> None:
+            if self._unacked is not response or self.ended:
+                return
+            if at >= end:
+                self._unacked = None
+                self.hangup(at, 'SIP;cause=408;text="No ACK"')
+                return
+            self.core.respond(stx, response, at)
+            self._resend_2xx(stx, response, at, min(2 * interval, self.core.timers.t2), end)
+
+        self._unacked_timer = self.core.schedule(min(now + interval, end), fire)
 
     def _session_request(self, request: Request) -> tuple[int, str | None]:
         """Read RFC 4028 headers of a refresh request: (interval, who refreshes) or (0, None)."""
