@@ -405,6 +405,24 @@ def test_far_end_puts_us_on_hold_with_a_reinvite() -> None:
     assert pair.of(CallEnded) == []
 
 
+def test_our_lost_200_to_a_reinvite_is_resent_until_acked() -> None:
+    pair, call_id = answered_pair()
+    pair.net.drop(lambda s: s.kind == "200 INVITE" and s.source == OURS)
+    hold = far_answer(OFFER, direction="sendonly", version=2)
+    answers = pair.far_request(
+        call_id, "INVITE", headers=[("Content-Type", "application/sdp")], body=hold
+    )
+    pair.run(60.0)
+
+    # Section 13.3.1.4 holds for a re-INVITE too: our 2xx comes again after T1, the far end
+    # ACKs it, and the call goes on (before, the far end's re-INVITE timed out).
+    assert pair.net.times("200 INVITE", source=OURS) == [2.0, 2.0 + T1]
+    assert [r.status for r in answers] == [200]
+    assert pair.net.times("ACK", source=FAR) == [2.0 + T1]
+    assert pair.net.sent("BYE") == []
+    assert pair.of(CallEnded) == []
+
+
 def with_session_expires(value: str) -> Callable[[Request | Response], Request | Response]:
     def add(message: Request | Response) -> Request | Response:
         message.headers.add("Require", "timer")
