@@ -119,6 +119,9 @@ class Endpoint:
         self._destinations: dict[object, Address] = {}
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
         self._cancelled: set[int] = set()
+        # Handles scheduled and neither fired nor cancelled: cancelling a handle that already
+        # fired must not leave it in _cancelled forever (one per call ended by a ring timeout).
+        self._pending: set[int] = set()
         self._order = itertools.count()
         self._strangers: dict[str, tuple[float, float]] = {}
 
@@ -414,16 +417,19 @@ class Endpoint:
             if handle in self._cancelled:
                 self._cancelled.discard(handle)
                 continue
+            self._pending.discard(handle)
             fn(now)
 
     def schedule(self, deadline: float, fn: Callable[[float], None]) -> int:
         """Call ``fn(now)`` at ``deadline``; returns a handle for :meth:`cancel_timer`."""
         handle = next(self._order)
         heapq.heappush(self._timers, (deadline, handle, fn))
+        self._pending.add(handle)
         return handle
 
     def cancel_timer(self, handle: int | None) -> None:
-        if handle is not None:
+        if handle is not None and handle in self._pending:
+            self._pending.discard(handle)
             self._cancelled.add(handle)
 
     def transport_error(self, destination: Address, now: float) -> None:
