@@ -247,6 +247,36 @@ def test_200_crossing_our_cancel_is_acked_then_byed_and_ends_as_cancelled() -> N
     assert (ended.call_id, ended.cause, ended.by, ended.answered) == (call_id, 487, "local", False)
 
 
+@pytest.mark.parametrize(
+    ("callee", "ring_timeout", "hangup_at"),
+    [
+        (Callee(), None, 5.0),  # answered, we hang up
+        (Callee(reject=486), None, None),  # rejected
+        (Callee(ring=1.0, answer=None), 30.0, None),  # cancelled by the ring timeout
+        (Callee(ring=1.0, answer=None), None, 10.0),  # cancelled by a hang-up
+    ],
+)
+def test_nothing_is_left_once_a_call_has_ended(
+    callee: Callee, ring_timeout: float | None, hangup_at: float | None
+) -> None:
+    # A gateway places millions of calls: once a call has ended and its retransmission window
+    # (64*T1) has passed, neither side may keep anything of it, not even a cancelled timer.
+    pair = Pair(callee=callee)
+    call_id = pair.call(ring_timeout=ring_timeout)
+    if hangup_at is not None:
+        pair.run(hangup_at)
+        pair.ours.hangup(call_id, pair.now)
+    pair.run(300.0)
+
+    assert len(pair.of(CallEnded)) == 1
+    for endpoint in (pair.ours, pair.far):
+        assert endpoint.calls == {}
+        assert len(endpoint.transactions) == 0
+        assert endpoint.get_timer() is None
+        assert endpoint._cancelled == set()
+        assert endpoint._pending == set()
+
+
 # -- digest authentication -------------------------------------------------------------------
 
 REALM = "trunk.example"
