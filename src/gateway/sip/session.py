@@ -88,6 +88,11 @@ class Call:
     def receive_request(self, stx: ServerTransaction, request: Request, now: float) -> None:
         """A request within our dialog (RFC 3261 section 12.2.2)."""
         assert self.dialog is not None
+        if self.ended:
+            # The call lingers only to absorb retransmissions; its dialog ended with the BYE
+            # (section 15), so a new request in it is answered as for no dialog.
+            self.core.respond(stx, response_for(request, 481), now)
+            return
         if not self.dialog.receive_request(request):
             self.core.respond(stx, response_for(request, 500, "Out of order CSeq"), now)
             return
