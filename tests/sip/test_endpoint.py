@@ -453,6 +453,75 @@ def test_our_lost_200_to_a_reinvite_is_resent_until_acked() -> None:
     assert pair.of(CallEnded) == []
 
 
+def test_reinvite_after_the_call_ended_gets_481() -> None:
+    pair, call_id = answered_pair()
+    dialog = pair.far_call(call_id).dialog
+    assert dialog is not None
+    pair.ours.hangup(call_id, pair.now)
+    pair.run(3.0)
+    # The far end did not get our BYE's news yet and puts us on hold in the old dialog, while
+    # we still keep the call to absorb retransmissions.
+    hold = dialog.create_request(
+        "INVITE",
+        via=pair.far.via("udp"),
+        contact=pair.far.contact("udp"),
+        headers=[("Content-Type", "application/sdp")],
+        body=far_answer(OFFER, direction="sendonly", version=2),
+    )
+    answers = pair.far_send(dialog, hold)
+    pair.run(10.0)
+
+    assert [r.status for r in answers] == [481]
+    assert pair.of(CallUpdated) == []
+    assert len(pair.of(CallEnded)) == 1
+
+
+def test_request_with_an_older_cseq_gets_500() -> None:
+    pair, call_id = answered_pair()
+    dialog = pair.far_call(call_id).dialog
+    assert dialog is not None
+    dialog.local_seq = 10
+    first = pair.far_request(
+        call_id, "INFO", headers=[("Content-Type", "application/dtmf")], body=b"1"
+    )
+    dialog.local_seq = 3
+    late = pair.far_request(
+        call_id, "INFO", headers=[("Content-Type", "application/dtmf")], body=b"2"
+    )
+    pair.run(5.0)
+
+    # RFC 3261 section 12.2.2: lower than the last CSeq seen in the dialog -> 500.
+    assert [r.status for r in first] == [200]
+    assert [r.status for r in late] == [500]
+    assert [e.digit for e in pair.of(DtmfReceived)] == ["1"]
+
+
+def test_record_route_makes_the_route_set_of_our_ack_and_bye() -> None:
+    proxy = Address("udp", "192.0.2.9", 5060)
+    pair = Pair()
+    pair.nodes[(proxy.host, proxy.port)] = pair.far  # the proxy hands everything to the callee
+
+    def record_route(message: Request | Response) -> Request | Response:
+        message.headers.add("Record-Route", f"<sip:{proxy.host}:{proxy.port};lr>")
+        return message
+
+    pair.net.rewrite(kind("200 INVITE"), record_route)
+    call_id = pair.call()
+    pair.run(3.0)
+    pair.ours.hangup(call_id, pair.now)
+    pair.run(10.0)
+
+    # Section 12.2.1.1 with a loose router: the Request-URI is the callee's Contact, the
+    # request goes to the proxy with a Route header naming it.
+    (ack,) = pair.net.sent("ACK")
+    (bye,) = pair.net.sent("BYE")
+    for request in (ack, bye):
+        assert request.dest == proxy
+        assert request.request.uri == "sip:gw@192.0.2.2:5070"
+        assert headers(request, "Route") == ["<sip:192.0.2.9:5060;lr>"]
+    assert only(pair.of(CallEnded)).cause == 200
+
+
 def with_session_expires(value: str) -> Callable[[Request | Response], Request | Response]:
     def add(message: Request | Response) -> Request | Response:
         message.headers.add("Require", "timer")
