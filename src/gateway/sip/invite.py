@@ -415,6 +415,7 @@ class InboundCall(Call):
             if at >= give_up:
                 # Section 13.3.1.4: no ACK in 64*T1 -> the session is confirmed then BYE'd.
                 self._ok = None
+                self.end_cause = (408, "No ACK")
                 self.hangup(at, 'SIP;cause=408;text="No ACK"')
                 return
             assert self._source is not None

@@ -187,6 +187,7 @@ class Call:
                 return
             if at >= end:
                 self._unacked = None
+                self.end_cause = (408, "No ACK")
                 self.hangup(at, 'SIP;cause=408;text="No ACK"')
                 return
             self.core.respond(stx, response, at)
@@ -245,6 +246,7 @@ class Call:
         def answered(tx: ClientTransaction, response: Response | None, at: float) -> None:
             if response is None or response.status in (408, 481):
                 # RFC 3261 section 14.1: the dialog is gone; end the call.
+                self.end_cause = (408, "Session refresh failed")
                 self.hangup(at, 'SIP;cause=408;text="Session refresh failed"')
             elif 200 <= response.status < 300 and self.dialog is not None:
                 ack = self.dialog.create_request(
@@ -257,6 +259,7 @@ class Call:
 
     def _session_expired(self, now: float) -> None:
         if not self.ended:
+            self.end_cause = (408, "Session expired")
             self.hangup(now, 'SIP;cause=408;text="Session expired"')
 
     # -- INFO ---------------------------------------------------------------------------------
