@@ -559,8 +559,32 @@ def test_session_expires_without_the_far_refresh_and_we_send_bye() -> None:
     assert (bye.at, bye.source) == (61.0, OURS)
     assert headers(bye, "Reason") == ['SIP;cause=408;text="Session expired"']
     assert pair.net.times("INVITE", source=OURS) == [0.0]
+    # The call ended because the session expired, not as a plain hang-up.
     ended = only(pair.of(CallEnded))
-    assert (ended.call_id, ended.by, ended.at) == (call_id, "local", 61.0)
+    assert (ended.call_id, ended.cause, ended.reason, ended.by, ended.at) == (
+        call_id,
+        408,
+        "Session expired",
+        "local",
+        61.0,
+    )
+
+
+def test_session_refresh_answered_481_ends_the_call() -> None:
+    pair = Pair()
+    pair.net.rewrite(kind("200 INVITE"), with_session_expires("90;refresher=uac"))
+    call_id = pair.call()
+    pair.run(2.0)
+    pair.far.forget(call_id)  # the far end lost the dialog (a restart)
+    pair.run(100.0)
+
+    # RFC 3261 section 12.2.1.2: a 481 to a request in the dialog terminates it.
+    assert pair.net.times("481 INVITE") == [46.0]
+    (bye,) = pair.net.sent("BYE")
+    assert bye.at == 46.0
+    assert headers(bye, "Reason") == ['SIP;cause=408;text="Session refresh failed"']
+    ended = only(pair.of(CallEnded))
+    assert (ended.call_id, ended.cause, ended.by, ended.at) == (call_id, 408, "local", 46.0)
 
 
 def test_info_dtmf_relay_is_reported() -> None:
@@ -656,7 +680,13 @@ def test_our_200_is_resent_until_acked_then_byed_at_64_t1(transport: str) -> Non
     assert (bye.at, bye.source.host) == (1.0 + 64 * T1, OURS.host)
     assert headers(bye, "Reason") == ['SIP;cause=408;text="No ACK"']
     ended = only(pair.of(CallEnded))
-    assert (ended.call_id, ended.by, ended.at) == (call_id, "local", 33.0)
+    assert (ended.call_id, ended.cause, ended.reason, ended.by, ended.at) == (
+        call_id,
+        408,
+        "No ACK",
+        "local",
+        33.0,
+    )
 
 
 def test_our_200_stops_at_the_ack() -> None:
