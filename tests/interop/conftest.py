@@ -51,7 +51,7 @@ class SippUasFactory(Protocol):
         port: int | None = None,
         transport: Transport = "udp",
         media_port: int | None = None,
-        calls: int = 1,
+        calls: int | None = 1,
         trace_msg: bool = True,
         extra_args: Sequence[str] = (),
     ) -> Sipp: ...
@@ -117,7 +117,7 @@ def sipp_uas(tmp_path: Path) -> Iterator[SippUasFactory]:
         port: int | None = None,
         transport: Transport = "udp",
         media_port: int | None = None,
-        calls: int = 1,
+        calls: int | None = 1,
         trace_msg: bool = True,
         extra_args: Sequence[str] = (),
     ) -> Sipp:

@@ -330,7 +330,7 @@ class Sipp(PeerProcess):
         port: int | None = None,
         transport: Transport = "udp",
         media_port: int | None = None,
-        calls: int = 1,
+        calls: int | None = 1,
         service: str | None = None,
         trace_msg: bool = True,
         extra_args: Sequence[str] = (),
@@ -351,16 +351,9 @@ class Sipp(PeerProcess):
             argv.append(remote)
         argv += ["-sf", str(self.scenario), "-t", _sipp_transport_flag(transport)]
         argv += ["-i", LOOPBACK, "-p", str(self.port), "-mi", LOOPBACK, "-mp", str(self.media_port)]
-        argv += [
-            "-m",
-            str(calls),
-            "-nostdin",
-            "-trace_stat",
-            "-stf",
-            str(self.stat_path),
-            "-fd",
-            "1",
-        ]
+        if calls is not None:  # None: no -m, SIPp runs until stop()
+            argv += ["-m", str(calls)]
+        argv += ["-nostdin", "-trace_stat", "-stf", str(self.stat_path), "-fd", "1"]
         argv += ["-trace_err", "-error_file", str(self.error_path)]
         argv += ["-trace_logs", "-log_file", str(self.logs_path)]
         if trace_msg:
@@ -387,6 +380,23 @@ class Sipp(PeerProcess):
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise self._fail(f"still running after {timeout} s; stats {self.stats}") from None
+
+    def wait_for_calls(self, count: int, timeout: float) -> SippStats:
+        """Poll the stats (-fd 1: rewritten each second) until `count` calls ended, good or bad.
+
+        For a SIPp that runs without a call limit (calls=None), e.g. the uas_load farm, whose calls
+        only count once their 4 s <timewait> is over.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats
+            if stats.successful + stats.failed >= count:
+                return stats
+            if self.proc.poll() is not None:
+                raise self._fail(f"exited with {self.proc.returncode} after {stats}")
+            if time.monotonic() > deadline:
+                raise self._fail(f"saw {stats} and not {count} calls in {timeout} s")
+            time.sleep(POLL_INTERVAL * 5)
 
     async def wait_async(self, seconds: float) -> int:
         """wait() for asyncio tests: does not block the event loop the gateway runs in."""
@@ -457,7 +467,7 @@ def start_sipp_uas(
     port: int | None = None,
     transport: Transport = "udp",
     media_port: int | None = None,
-    calls: int = 1,
+    calls: int | None = 1,
     trace_msg: bool = True,
     extra_args: Sequence[str] = (),
 ) -> Sipp:
@@ -487,7 +497,7 @@ def run_sipp_uac(
     *,
     service: str = "callee",
     transport: Transport = "udp",
-    calls: int = 1,
+    calls: int | None = 1,
     timeout: float = 30.0,
     extra_args: Sequence[str] = (),
 ) -> SippStats:
@@ -772,6 +782,13 @@ class BaresipCallee(PeerProcess):
 
     def listcalls(self) -> dict[str, Any]:
         return self.command("listcalls")
+
+    def active_calls(self) -> int:
+        """How many calls baresip has now ("--- Active calls (N) ---" from listcalls)."""
+        m = re.search(r"Active calls \((\d+)\)", str(self.listcalls().get("data", "")))
+        if m is None:
+            raise PeerError(f"unexpected listcalls answer: {self.listcalls()}")
+        return int(m.group(1))
 
 
 # ------------------------------------------------------------------------------------------ pjsua2
