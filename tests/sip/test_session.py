@@ -1,0 +1,119 @@
+"""What a call does once its dialog exists: re-INVITEs, RFC 4028 and INFO (gateway.sip.session).
+
+The behaviour is driven through an endpoint pair (tests/sip/pair.py): the far end sends
+requests in the dialog of a call we placed and answered.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.sip.events import CallEnded, CallUpdated, DtmfReceived
+from gateway.sip.sdp import SessionDescription
+from gateway.sip.session import parse_dtmf_info
+from tests.sip.pair import OFFER, Pair, far_answer
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        ("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n", ("5", 160)),
+        ("application/dtmf-relay", b"signal = #\nduration = 100\n", ("#", 100)),
+        ("application/dtmf-relay", b"Signal=10\r\nDuration=250\r\n", ("*", 250)),
+        ("application/dtmf-relay", b"Signal=11\r\n", ("#", None)),
+        ("application/dtmf-relay", b"Signal=d\r\n", ("D", None)),
+        ("application/dtmf", b"7", ("7", None)),
+        ("application/dtmf", b"*\r\n", ("*", None)),
+        ("application/dtmf-relay", b"Signal=X\r\n", (None, None)),
+        ("application/dtmf-relay", b"Duration=160\r\n", (None, None)),
+        ("application/dtmf", b"", (None, None)),
+        ("text/plain", b"Signal=5", (None, None)),
+        (None, b"Signal=5", (None, None)),
+    ],
+)
+def test_dtmf_info_bodies(
+    content_type: str | None, body: bytes, expected: tuple[str | None, int | None]
+) -> None:
+    assert parse_dtmf_info(content_type, body) == expected
+
+
+def answered() -> tuple[Pair, str]:
+    pair = Pair()
+    call_id = pair.call()
+    pair.run(2.0)
+    return pair, call_id
+
+
+def test_info_application_dtmf_is_reported() -> None:
+    pair, call_id = answered()
+    answers = pair.far_request(
+        call_id, "INFO", headers=[("Content-Type", "application/dtmf")], body=b"9"
+    )
+    pair.run(3.0)
+
+    assert [r.status for r in answers] == [200]
+    assert [(e.call_id, e.digit, e.duration_ms) for e in pair.of(DtmfReceived)] == [
+        (call_id, "9", None)
+    ]
+
+
+def test_reinvite_with_a_session_interval_below_min_se_gets_422() -> None:
+    pair, call_id = answered()
+    answers = pair.far_request(
+        call_id,
+        "INVITE",
+        headers=[("Supported", "timer"), ("Session-Expires", "60;refresher=uac")],
+    )
+    pair.run(3.0)
+
+    # RFC 4028 section 8.1: too small an interval -> 422 with our Min-SE (90 s by default).
+    assert [(r.status, r.headers.get_lines("Min-SE")) for r in answers] == [(422, ["90"])]
+    assert pair.of(CallEnded) == []
+
+
+def test_offerless_reinvite_gets_our_sdp_as_the_offer() -> None:
+    pair, call_id = answered()
+    answers = pair.far_request(call_id, "INVITE")
+    pair.run(3.0)
+
+    # Section 13.2.1 / RFC 3264: a re-INVITE without a body asks for our offer in the 2xx.
+    assert [r.status for r in answers] == [200]
+    assert answers[0].headers.get("Content-Type") == "application/sdp"
+    sdp = SessionDescription.parse(answers[0].body)
+    assert sdp.media[0].port == 20000
+    assert sdp.origin.address == "192.0.2.1"
+    assert pair.of(CallUpdated) == []
+
+
+def test_reinvite_without_a_common_codec_gets_488_and_the_call_goes_on() -> None:
+    pair, call_id = answered()
+    g729 = (
+        b"v=0\r\no=- 7 2 IN IP4 192.0.2.2\r\ns=-\r\nc=IN IP4 192.0.2.2\r\nt=0 0\r\n"
+        b"m=audio 30000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
+    )
+    answers = pair.far_request(
+        call_id, "INVITE", headers=[("Content-Type", "application/sdp")], body=g729
+    )
+    pair.run(10.0)
+
+    # RFC 3261 section 14.2: a refused re-INVITE leaves the session as it was.
+    assert [r.status for r in answers] == [488]
+    assert pair.of(CallUpdated) == []
+    assert pair.of(CallEnded) == []
+
+
+def test_resume_after_hold_is_reported() -> None:
+    pair, call_id = answered()
+    for version, direction in ((2, "sendonly"), (3, "sendrecv")):
+        pair.far_request(
+            call_id,
+            "INVITE",
+            headers=[("Content-Type", "application/sdp")],
+            body=far_answer(OFFER, direction=direction, version=version),
+        )
+        pair.run(pair.now + 1.0)
+
+    assert [(e.audio.direction, e.audio.on_hold) for e in pair.of(CallUpdated)] == [
+        ("sendonly", True),
+        ("sendrecv", False),
+    ]
