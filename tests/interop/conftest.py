@@ -139,9 +139,8 @@ def sipp_uas(tmp_path: Path) -> Iterator[SippUasFactory]:
 
 
 @pytest.fixture
-def kamailio_trunk(tmp_path: Path, tls_certificates: TlsCertificates) -> Iterator[KamailioFactory]:
-    """Start the Kamailio trunk: kamailio_trunk(callee=sipp.uri(), algorithm="SHA-256") ->
-    KamailioTrunk."""
+def kamailio_trunk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[KamailioFactory]:
+    """Start the Kamailio trunk: kamailio_trunk(callee=sipp.uri(), algorithm="SHA-256")."""
     started = _Started(tmp_path)
 
     def start(
@@ -157,7 +156,10 @@ def kamailio_trunk(tmp_path: Path, tls_certificates: TlsCertificates) -> Iterato
                 callee=callee,
                 transports=transports,
                 algorithm=algorithm,
-                certificates=tls_certificates,
+                # the session's certificates, made (openssl) only when a trunk wants TLS
+                certificates=(
+                    request.getfixturevalue("tls_certificates") if "tls" in transports else None
+                ),
                 extra_args=extra_args,
             )
         )
