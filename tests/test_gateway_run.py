@@ -50,6 +50,10 @@ class Gateway:
     port: int
     config: Path
 
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
     def options(self, sock: socket.socket, tag: str, timeout: float = 5.0) -> bytes:
         """Send OPTIONS from ``sock`` and return every datagram up to and including its answer."""
         sock.sendto(options_request(sock, self.port, tag), ("127.0.0.1", self.port))
@@ -68,6 +72,25 @@ def options_request(sock: socket.socket, port: int, tag: str) -> bytes:
         "CSeq: 1 OPTIONS\r\n"
         "Content-Length: 0\r\n\r\n"
     ).encode()
+
+
+def options_request_bytes(port: int, tag: str, extra: bytes) -> bytes:
+    """An OPTIONS from nowhere in particular (no rport), with ``extra`` header lines."""
+    head, _, _ = (
+        (
+            f"OPTIONS sip:gw@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{tag}\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@127.0.0.1>;tag={tag}\r\n"
+            "To: <sip:gw@127.0.0.1>\r\n"
+            f"Call-ID: {tag}@test\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        .encode()
+        .partition(b"\r\n\r\n")
+    )
+    return head + b"\r\n" + extra + b"\r\n"
 
 
 def receive_until(sock: socket.socket, marker: bytes, timeout: float) -> list[bytes]:
@@ -298,6 +321,40 @@ def test_request_from_an_address_that_is_no_trunk_gets_403(gateway: Gateway) -> 
         sock.bind(("127.0.0.2", 0))
         answer = gateway.options(sock, "stranger")
     assert status_of(answer) == 403
+
+
+def test_stranger_flood_is_dropped_and_the_trunk_still_answered(gateway: Gateway) -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as trunk,
+    ):
+        stranger.bind(("127.0.0.2", 0))
+        trunk.bind(("127.0.0.1", 0))
+        started = time.monotonic()
+        for n in range(2000):
+            stranger.sendto(options_request(stranger, gateway.port, f"flood{n}"), gateway.address)
+        # The trunk's OPTIONS, sent after the whole flood, is answered; the gateway handles
+        # datagrams in order, so the flood has been dealt with when it is.
+        assert status_of(gateway.options(trunk, "amid-flood")) == 200
+        elapsed = time.monotonic() - started
+        stranger.setblocking(False)
+        answers = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                answers.append(stranger.recv(65536))
+    # stranger_rate = 50 answers a second (a burst of 50), the rest dropped unread.
+    assert {status_of(a) for a in answers} == {403}
+    assert 50 <= len(answers) <= 50 + 50 * elapsed + 1
+
+
+def test_garbage_and_oversized_datagrams_do_not_stop_the_gateway(gateway: Gateway) -> None:
+    big = options_request_bytes(gateway.port, "big", b"X-Padding: " + b"a" * 60000 + b"\r\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        for data in (b"", b"\r\n\r\n", b"\x00" * 1000, bytes(range(256)) * 200, big):
+            sock.sendto(data, gateway.address)
+        assert status_of(gateway.options(sock, "after-garbage")) == 200
+    assert gateway.process.poll() is None
 
 
 # -- trunk check -----------------------------------------------------------------------------
