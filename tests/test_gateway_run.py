@@ -328,7 +328,8 @@ def test_stranger_flood_is_dropped_and_the_trunk_still_answered(gateway: Gateway
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as trunk,
     ):
-        stranger.bind(("127.0.0.2", 0))
+        # Not 127.0.0.2: another test spends one of that address's answers.
+        stranger.bind(("127.0.0.3", 0))
         trunk.bind(("127.0.0.1", 0))
         started = time.monotonic()
         for n in range(2000):
