@@ -104,9 +104,18 @@ def test_recording_of_a_stream_decodes_back_to_the_prompt(
         await a.close()
         async with asyncio.timeout(5):
             await bye
-        packets = sorted((RtpPacket.parse(d) for d in recorded), key=lambda p: p.sequence_number)
-        assert packets[0].marker
-        audio = np.concatenate([g711.ulaw_decode(p.payload) for p in packets])
+        packets = [RtpPacket.parse(d) for d in recorded]
+        first = min(
+            packets, key=lambda p: (p.sequence_number - packets[0].sequence_number) & 0xFFFF
+        )
+        assert first.marker
+        # Each payload goes where its timestamp says: a frame skipped by a late wake-up of a
+        # loaded machine stays a gap instead of shifting what follows.
+        audio = np.zeros(spoken.frame_count * 160 + 1600, dtype=np.int16)
+        for p in packets:
+            at = (p.timestamp - first.timestamp) & 0xFFFFFFFF
+            if at + len(p.payload) <= audio.size:
+                audio[at : at + len(p.payload)] = g711.ulaw_decode(p.payload)
         got = audio[: spoken.samples.size].astype(np.float64)
         ref = spoken.samples.astype(np.float64)
         ncc = float(np.dot(got, ref) / np.sqrt(np.dot(got, got) * np.dot(ref, ref)))
@@ -352,16 +361,13 @@ def test_engine_clock_an_hour_of_simulated_time_no_drift_and_no_bursts() -> None
         sent = loop.sent[stream.local_port]
         packets = [RtpPacket.parse(d) for _, d in sent]
         sender = stream.session.sender
-        late = []
         for (at, _), packet in zip(sent, packets, strict=True):
             # The timestamp is the frame's place on the absolute grid: each packet leaves within
-            # its wake-up's lateness of that place, after an hour as after a second (no drift).
+            # 12 ms of that place, after an hour as after a second (no drift). After a stall the
+            # frame sent is the latest one due (70 ms late = 3 ticks skipped + 10 ms).
             frame = round(((packet.timestamp - sender.timestamp0) & 0xFFFFFFFF) / 160)
             lateness = at - (origin + frame * 0.02)
-            assert -1e-9 <= lateness <= 0.0701
-            if lateness > 0.0121:
-                late.append(lateness)
-        assert late == pytest.approx([0.07] * stalls, abs=1e-6)
+            assert -1e-9 <= lateness <= 0.0121
         seqs = [p.sequence_number for p in packets]
         assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
         # 70 ms late: ticks missed (3) are skipped, one frame is sent.
