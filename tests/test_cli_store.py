@@ -99,6 +99,13 @@ def test_consent_import_json_lines(gw: Gateway) -> None:
     assert "r.jsonl:2: refused: not valid JSON" in err and "r.jsonl:4: refused: not a JSON" in err
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_row_with_extra_cells_is_refused(gw: Gateway, jobs: str) -> None:
+    text = HEADER + GOOD.format(n="+33612345678", pre="false").rstrip() + ",extra\n"
+    code, _, err = gw("consent", "import", gw.file("r.csv", text), "--jobs", jobs)
+    assert code == 1 and "r.csv:2: refused: more cells than the header has columns" in err
+
+
 def test_unknown_csv_column_is_a_user_error(gw: Gateway) -> None:
     code, _, err = gw("consent", "import", gw.file("r.csv", "number,colour\n+33612345678,red\n"))
     assert code == 2 and "unknown column(s) colour" in err

@@ -17,6 +17,7 @@ import asyncio
 import csv
 import io
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -179,6 +180,13 @@ def _campaign_add(args: argparse.Namespace) -> int:
 def _rows(path: Path, fmt: str, raw: IO[bytes]) -> Iterator[tuple[int, Mapping[str, object]]]:
     """(line number, fields) for each record, streaming."""
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    try:
+        yield from _parse(path, fmt, text)
+    finally:
+        text.detach()  # the caller still reads the byte position (progress) and closes ``raw``
+
+
+def _parse(path: Path, fmt: str, text: IO[str]) -> Iterator[tuple[int, Mapping[str, object]]]:
     if fmt == "csv":
         reader = csv.DictReader(text)
         unknown = sorted(set(reader.fieldnames or ()) - set(FIELDS) - {"withdrawn_channel"})
@@ -188,7 +196,10 @@ def _rows(path: Path, fmt: str, raw: IO[bytes]) -> Iterator[tuple[int, Mapping[s
             raise UserError(f"{path}: unknown column(s) {', '.join(unknown)}")
         line = reader.line_num + 1
         for row in reader:
-            yield line, {k: v for k, v in row.items() if k is not None}
+            if None in row:
+                yield line, {"__error__": "more cells than the header has columns"}
+            else:
+                yield line, row
             line = reader.line_num + 1
         return
     for number, line_text in enumerate(text, start=1):
@@ -217,7 +228,9 @@ def _consent_import(args: argparse.Namespace) -> int:
         counts = {"accepted": 0, "new": 0, "refused": 0}
         started = last = time.monotonic()
         rows: list[RecordRow] = []
-        pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
+        # Forkserver: the workers do not inherit this process's threads (the store's).
+        context = multiprocessing.get_context("forkserver")
+        pool = ProcessPoolExecutor(jobs, mp_context=context) if jobs > 1 else None
         pending: deque[asyncio.Future[list[tuple[int, RecordRow | None, list[str]]]]] = deque()
 
         async def settle(done: list[tuple[int, RecordRow | None, list[str]]]) -> None:

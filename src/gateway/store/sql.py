@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from gateway.campaign.model import Advertiser, Campaign
-from gateway.consent.evidence import RecordRow, fingerprint, record_from_json, to_row
+from gateway.consent.evidence import RecordRow, record_from_json, to_row
 from gateway.consent.model import (
     ADVERTISER_WIDE,
     AttemptOutcome,
@@ -28,6 +27,7 @@ from gateway.consent.model import (
 )
 from gateway.consent.policy import PolicySettings, decide
 from gateway.store import common
+from gateway.store.audit import AuditReads, Tx
 from gateway.store.base import OppositionListener
 from gateway.store.common import StoreError, canonical, parse_ts, ts
 from gateway.store.decisions import (
@@ -41,18 +41,8 @@ from gateway.store.decisions import (
     lookback,
 )
 
-Row = Mapping[str, object]
 
-
-class Tx(Protocol):
-    """A transaction: SQL with ``?`` placeholders."""
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
-    async def execute(self, sql: str, *args: object) -> None: ...
-    async def executemany(self, sql: str, args: Sequence[tuple[object, ...]]) -> None: ...
-
-
-class SqlStore:
+class SqlStore(AuditReads):
     """:class:`gateway.store.base.Store` over a backend's transactions."""
 
     #: Appended to the read of the chain head inside a write transaction.
@@ -71,9 +61,6 @@ class SqlStore:
     # -- what a backend provides -------------------------------------------------------------
     def _write(self, locks: Sequence[str] = ()) -> AbstractAsyncContextManager[Tx]:
         """A write transaction holding ``locks`` (numbers) until it ends (see module doc)."""
-        raise NotImplementedError
-
-    def _read(self) -> AbstractAsyncContextManager[Tx]:
         raise NotImplementedError
 
     async def _notify_opposition(self, tx: Tx, number_hmac: str, scope: str) -> None:
@@ -418,58 +405,3 @@ class SqlStore:
         async with self._read() as tx:
             rows = await tx.fetch("SELECT * FROM attempts WHERE id = ?", attempt_id)
         return common.decision_from_row(rows[0]) if rows else None
-
-    # -- audit and export ----------------------------------------------------------------------
-    async def verify_audit(self) -> list[str]:
-        async with self._read() as tx:
-            head = (await tx.fetch("SELECT seq, hash FROM audit_head WHERE id = 1"))[0]
-            entries = await tx.fetch("SELECT * FROM audit ORDER BY seq")
-            attempts = {int(str(r["id"])): r for r in await tx.fetch("SELECT * FROM attempts")}
-            oppositions = {
-                int(str(r["id"])): r
-                for r in await tx.fetch(
-                    "SELECT id, number_hmac, scope, source, at, attempt_id FROM oppositions"
-                )
-            }
-            records = await tx.fetch("SELECT id, fingerprint, data FROM legal_basis")
-        problems = common.verify_chain(
-            entries, int(str(head["seq"])), str(head["hash"]), attempts, oppositions
-        )
-        for r in records:
-            if fingerprint(record_from_json(str(r["data"]))) != r["fingerprint"]:
-                problems.append(f"legal-basis record {r['id']} altered")
-        return problems
-
-    async def export_attempts(self) -> AsyncIterator[dict[str, object]]:
-        async for row in self._pages("attempts"):
-            out = {c: row[c] for c in common.ATTEMPT_COLUMNS}
-            out.update(json.loads(str(row["outcome"])))
-            yield out
-
-    async def export_oppositions(self) -> AsyncIterator[dict[str, object]]:
-        async for row in self._pages("oppositions"):
-            yield dict(row)
-
-    async def _pages(self, table: str, size: int = 5000) -> AsyncIterator[Row]:
-        last = 0
-        while True:
-            async with self._read() as tx:
-                rows = await tx.fetch(
-                    f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT {size}", last
-                )
-            for row in rows:
-                yield row
-            if len(rows) < size:
-                return
-            last = int(str(rows[-1]["id"]))
-
-    async def attempts_for(self, number: str) -> list[dict[str, object]]:
-        async with self._read() as tx:
-            rows = await tx.fetch("SELECT * FROM attempts WHERE number = ? ORDER BY id", number)
-        out = []
-        for row in rows:
-            item = {c: row[c] for c in common.ATTEMPT_COLUMNS}
-            item["rules"] = json.loads(str(row["rules"]))
-            item["outcome"] = json.loads(str(row["outcome"]))
-            out.append(item)
-        return out

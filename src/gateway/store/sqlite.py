@@ -24,8 +24,9 @@ import aiosqlite
 
 from gateway.consent.evidence import RecordRow
 from gateway.store import common
+from gateway.store.audit import Row, Tx
 from gateway.store.common import StoreError
-from gateway.store.sql import Row, SqlStore, Tx
+from gateway.store.sql import SqlStore
 
 __all__ = ["SqliteStore", "open_sqlite"]
 
