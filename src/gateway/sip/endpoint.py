@@ -192,6 +192,10 @@ class Endpoint:
             return
         if isinstance(message, Response):
             self._receive_response(message, now)
+        elif trunk is None and self._in_our_dialog(message):
+            # The callee a 3xx sent us to may be no trunk: its BYE or re-INVITE in the dialog
+            # still belongs to our call (it got 403, and the call never ended).
+            self._receive_request(message, source, "", now)
         elif trunk is None:
             # RFC 3261 section 8.2: a UA may refuse; the gateway is not an open door.
             self.stats["stranger_answered"] += 1
@@ -199,6 +203,14 @@ class Endpoint:
                 self._stateless(message, 403, source, "Forbidden")
         else:
             self._receive_request(message, source, trunk, now)
+
+    def _in_our_dialog(self, request: Request) -> bool:
+        """Whether ``request`` carries the Call-ID and both tags of one of our dialogs."""
+        try:
+            call = self.calls.get(request.call_id)
+            return call is not None and bool(request.to.tag) and call.in_dialog(request)
+        except SipError:
+            return False
 
     def _receive_response(self, response: Response, now: float) -> None:
         try:
