@@ -316,37 +316,40 @@ class Pair:
                     moved = True
                     if node is self.ours:
                         self.events.append(event)
-                    elif node is self.far:
-                        self.far_events.append(event)
-                        self._far_user(event)
+                    else:
+                        if node is self.far:
+                            self.far_events.append(event)
+                        self._far_user(node, event)
             if not moved:
                 return
 
     # -- the far end's user -----------------------------------------------------------------
 
-    def _far_user(self, event: Event) -> None:
+    def _far_user(self, node: Endpoint, event: Event) -> None:
+        """The callee script, for the far end and any other callee added with add_node."""
         if not isinstance(event, IncomingCall):
             return
         script, call_id, start = self.callee, event.call_id, event.at
         if script.ring is not None:
-            self.at(start + script.ring, lambda: self.ring(call_id))
+            self.at(start + script.ring, lambda: self.ring(call_id, node))
         if script.reject is not None:
             status = script.reject
-            self.at(start + script.reject_after, lambda: self.far.reject(call_id, status, self.now))
+            self.at(start + script.reject_after, lambda: node.reject(call_id, status, self.now))
         elif script.answer is not None:
             sdp = script.sdp if script.sdp is not None else far_answer(event.offer)
-            self.at(start + script.answer, lambda: self.far.accept(call_id, sdp, self.now))
+            self.at(start + script.answer, lambda: node.accept(call_id, sdp, self.now))
 
-    def ring(self, call_id: str) -> None:
+    def ring(self, call_id: str, node: Endpoint | None = None) -> None:
         """The far end sends 180 Ringing (the endpoint has no call for that: built here)."""
-        call = self.far_call(call_id)
+        node = node or self.far
+        call = self.far_call(call_id, node)
         assert call.stx is not None and call.request is not None
         if call.dialog is None and not call.ended:
             ringing = response_for(call.request, 180, "Ringing", to_tag="r1ng")
-            self.far.respond(call.stx, ringing, self.now)
+            node.respond(call.stx, ringing, self.now)
 
-    def far_call(self, call_id: str) -> InboundCall:
-        call = self.far.calls[call_id]
+    def far_call(self, call_id: str, node: Endpoint | None = None) -> InboundCall:
+        call = (node or self.far).calls[call_id]
         assert isinstance(call, InboundCall)
         return call
 

@@ -8,12 +8,13 @@ and Timer B at 32 s.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import pytest
 
 from gateway.sip.auth import check_authorization, parse_auth_params
-from gateway.sip.endpoint import EndpointSettings, TrunkSettings
+from gateway.sip.endpoint import Endpoint, EndpointSettings, TrunkSettings
 from gateway.sip.events import (
     Address,
     CallAnswered,
@@ -386,6 +387,42 @@ def test_3xx_is_followed_to_its_contact() -> None:
     incoming = [e for e in pair.far_events if isinstance(e, IncomingCall)]
     assert [(e.call_id, e.called) for e in incoming] == [(call_id, "moved")]
     assert [e.call_id for e in pair.of(CallAnswered)] == [call_id]
+
+
+def test_callee_reached_by_a_3xx_on_a_host_that_is_no_trunk_can_hang_up() -> None:
+    elsewhere = Address("udp", "192.0.2.3", 5060)  # not a trunk, not among its sources
+    pair = Pair()
+    callee = Endpoint(
+        EndpointSettings(),
+        [TrunkSettings("gw", "sip:192.0.2.1:5060", keepalive_interval=0)],
+        rng=random.Random(3),
+    )
+    pair.add_node(elsewhere, callee)
+
+    def redirect_elsewhere(request: Request) -> list[Response] | None:
+        if "moved" in request.uri:
+            return None
+        contact = "<sip:moved@192.0.2.3:5060>"
+        return [response_for(request, 302, to_tag="rd", headers=[("Contact", contact)])]
+
+    pair.net.answer(kind("INVITE"), redirect_elsewhere)
+    call_id = pair.call()
+    pair.run(5.0)
+    callee.hangup(call_id, pair.now)
+    pair.run(10.0)
+
+    # Its BYE is in our dialog: answered 200 (not 403 as from a stranger), and the call ends.
+    assert [s.dest for s in pair.net.sent("200 INVITE")] == [OURS]
+    assert [(s.at, s.source.host, s.kind) for s in pair.net.log[-2:]] == [
+        (5.0, "192.0.2.3", "BYE"),
+        (5.0, OURS.host, "200 BYE"),
+    ]
+    ended = only(pair.of(CallEnded))
+    assert (ended.call_id, ended.cause, ended.by) == (call_id, 200, "remote")
+    # A request outside our dialogs from the same host is still refused.
+    pair.inject(raw("OPTIONS", elsewhere._replace(port=5999)), elsewhere)
+    pair.run(11.0)
+    assert [s.kind for s in answers_to(pair, elsewhere._replace(port=5999))] == ["403 OPTIONS"]
 
 
 def test_3xx_ends_the_call_when_redirects_are_not_followed() -> None:
