@@ -268,6 +268,29 @@ class OutboundCall(Call):
         self._resend(self.invite_request, now, [(header, value)])
         return True
 
+    def _credentials(self, request: Request, challenge: Response) -> list[tuple[str, str]]:
+        """Answer a 401/407 to a request of the dialog (BYE, session refresh) with our
+        trunk's credentials; none when there are none or they were just rejected."""
+        if self.auth is None:
+            return []
+        proxy = challenge.status == 407
+        offered = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        header = "Proxy-Authorization" if proxy else "Authorization"
+        chosen = choose_challenge(challenge.headers.get_lines(offered))
+        if chosen is None:
+            return []
+        value = self.auth.answer(
+            chosen,
+            method=request.method,
+            uri=request.uri,
+            rng=self.core.rng,
+            body=request.body,
+            proxy=proxy,
+            call_id=self.call_id,
+            rejected=request.headers.get_lines(header),
+        )
+        return [] if value is None else [(header, value)]
+
     def _retry_min_se(self, response: Response, now: float) -> bool:
         """422 (RFC 4028 section 7.4): retry once with the interval the far end asks for."""
         assert self.invite_request is not None

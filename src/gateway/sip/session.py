@@ -249,13 +249,14 @@ class Call:
                 self.end_cause = (408, "Session refresh failed")
                 self.hangup(at, 'SIP;cause=408;text="Session refresh failed"')
             elif 200 <= response.status < 300 and self.dialog is not None:
+                # The CSeq of the INVITE answered (one more if it was re-sent with credentials).
                 ack = self.dialog.create_request(
-                    "ACK", via=self.core.via(self.transport), cseq=request.cseq.seq
+                    "ACK", via=self.core.via(self.transport), cseq=response.cseq.seq
                 )
                 self.core.send_stateless(ack, dest)
                 self._arm_session(self.interval, "local", at)
 
-        self.core.send_request(request, dest, now, answered)
+        self._send_in_dialog(request, dest, now, answered)
 
     def _session_expired(self, now: float) -> None:
         if not self.ended:
@@ -285,7 +286,44 @@ class Call:
                 cause, text = self.end_cause or (200, "BYE")
                 self._end(cause, text, "local", at)
 
-        self._bye_tx = self.core.send_request(bye, dest, now, answered)
+        self._bye_tx = self._send_in_dialog(bye, dest, now, answered)
+
+    def _send_in_dialog(
+        self,
+        request: Request,
+        dest: Address,
+        now: float,
+        handler: ResponseHandler,
+        *,
+        retried: bool = False,
+    ) -> ClientTransaction:
+        """Send a request of the dialog, answering one 401/407 with the trunk's credentials.
+
+        RFC 3261 section 22.2: the same request again, with the next CSeq and a new branch.
+        A trunk that challenges BYE otherwise kept the call up on its side (the 407 ended it
+        on ours), and a challenged session refresh let the session lapse.
+        """
+
+        def answered(tx: ClientTransaction, response: Response | None, at: float) -> None:
+            if response is not None and response.status in (401, 407) and not retried:
+                credentials = self._credentials(request, response)
+                if credentials and self.dialog is not None:
+                    self.dialog.local_seq += 1
+                    headers = request.headers.copy()
+                    headers.set("Via", self.core.via(self.transport))
+                    headers.set("CSeq", f"{self.dialog.local_seq} {request.method}")
+                    for name, value in credentials:
+                        headers.set(name, value)
+                    again = Request(request.method, request.uri, headers, request.body)
+                    self._send_in_dialog(again, dest, at, handler, retried=True)
+                    return
+            handler(tx, response, at)
+
+        return self.core.send_request(request, dest, now, answered)
+
+    def _credentials(self, request: Request, challenge: Response) -> list[tuple[str, str]]:
+        """Headers answering ``challenge`` for ``request``; none here (see OutboundCall)."""
+        return []
 
     def _end(self, cause: int, reason: str, by: str, now: float) -> None:
         if self.ended:
