@@ -357,6 +357,55 @@ def test_wrong_password_gives_up_with_the_407() -> None:
     assert pair.far_events == []
 
 
+def test_trunk_that_challenges_bye_gets_an_authenticated_bye() -> None:
+    trunk = TrunkSettings(
+        "main", "sip:192.0.2.2:5070", username="alice", password="s3cret", keepalive_interval=0
+    )
+    pair = Pair(trunk=trunk)
+    ours = {"INVITE", "BYE"}
+    pair.net.answer(lambda s: s.kind in ours and s.source == OURS, challenger(407, "SHA-256"))
+    call_id = pair.call()
+    pair.run(3.0)
+    pair.ours.hangup(call_id, pair.now)
+    pair.run(60.0)
+
+    # The first BYE is challenged like the INVITE was; the second carries credentials for
+    # it (next CSeq, new branch) and really ends the call at the far end too.
+    first, second = pair.net.sent("BYE")
+    assert (str(first.request.cseq), str(second.request.cseq)) == ("3 BYE", "4 BYE")
+    assert branch(first) != branch(second)
+    (credentials,) = headers(second, "Proxy-Authorization")
+    assert check_authorization(
+        credentials, method="BYE", password="s3cret", realm=REALM, username="alice"
+    )
+    far_ended = [e for e in pair.far_events if isinstance(e, CallEnded)]
+    assert [(e.cause, e.by) for e in far_ended] == [(200, "remote")]
+    ended = only(pair.of(CallEnded))
+    assert (ended.call_id, ended.cause, ended.by) == (call_id, 200, "local")
+
+
+def test_challenged_session_refresh_is_sent_again_with_credentials() -> None:
+    trunk = TrunkSettings(
+        "main", "sip:192.0.2.2:5070", username="alice", password="s3cret", keepalive_interval=0
+    )
+    pair = Pair(trunk=trunk)
+    pair.net.answer(lambda s: s.kind == "INVITE" and s.source == OURS, challenger(401, "MD5"))
+    pair.net.rewrite(kind("200 INVITE"), with_session_expires("90;refresher=uac"))
+    pair.call()
+    pair.run(50.0)
+
+    invites = pair.net.sent("INVITE", source=OURS)
+    assert [(s.at, str(s.request.cseq)) for s in invites] == [
+        (0.0, "1 INVITE"),
+        (0.0, "2 INVITE"),
+        (46.0, "3 INVITE"),
+        (46.0, "4 INVITE"),
+    ]
+    # The refresh that got through is ACKed with its own CSeq, and the call goes on.
+    assert [str(s.request.cseq) for s in pair.net.sent("ACK", source=OURS)][-1] == "4 ACK"
+    assert pair.of(CallEnded) == []
+
+
 # -- redirection -------------------------------------------------------------------------------
 
 MOVED = Address("udp", "192.0.2.2", 5072)
