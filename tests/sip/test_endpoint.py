@@ -908,3 +908,24 @@ def test_keepalive_marks_the_trunk_up_then_down() -> None:
     ]
     assert changes[0].rtt == 0.0
     assert changes[1].rtt is None
+
+
+def test_keepalive_any_answer_is_up_and_recovery_is_reported_once() -> None:
+    trunk = TrunkSettings("main", "sip:192.0.2.2:5070", keepalive_interval=30.0)
+    pair = Pair(trunk=trunk)
+    # A trunk that refuses our OPTIONS is still there (it answered).
+    pair.net.answer(kind("OPTIONS"), lambda r: [response_for(r, 404, to_tag="k")])
+    pair.ours.start_keepalives(pair.now)
+    pair.run(40.0)
+    pair.net.rules.clear()
+    far = pair.nodes.pop((FAR.host, FAR.port))  # unplugged from 40 s ...
+    pair.run(100.0)
+    pair.nodes[(FAR.host, FAR.port)] = far  # ... and back at 100 s
+    pair.run(200.0)
+
+    changes = [(e.up, e.status, e.at) for e in pair.of(TrunkStateChanged)]
+    # 0 and 30 s: 404, up (once); 60 s: no answer, down at 60 + 64*T1; the OPTIONS of 90 s
+    # is still re-sent (Timer E: 90.5, 91.5, 93.5, 97.5, 101.5) and its copy of 101.5 s is the
+    # first the trunk hears when it is back: up again.
+    assert changes == [(True, 404, 0.0), (False, 408, 92.0), (True, 200, 101.5)]
+    assert pair.net.times("OPTIONS", source=OURS) == [0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0]
