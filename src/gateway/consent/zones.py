@@ -74,17 +74,23 @@ def to_e164(text: str) -> str | None:
 @functools.lru_cache(maxsize=65536)
 def number_facts(number: str) -> NumberFacts | None:
     """Region, candidate zones and type of ``number``; None when it is not valid E.164."""
-    e164 = to_e164(number)
-    if e164 is None or e164 != number:
+    if not number.startswith("+"):
         return None
-    parsed = phonenumbers.parse(e164, None)
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    if phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) != number:
+        return None  # valid, but not written as E.164 ("+33 6 12...")
     region = phonenumbers.region_code_for_number(parsed) or ""
     zones = tuple(
         z for z in pn_timezone.time_zones_for_number(parsed) if z and not z.startswith("Etc/")
     )
     ntype = phonenumbers.number_type(parsed)
     return NumberFacts(
-        e164=e164,
+        e164=number,
         region=region,
         zones=zones,
         number_type=_TYPE_NAMES.get(ntype, "unknown"),

@@ -1,7 +1,20 @@
 """Persistence: one schema, SQLite (embedded default) and PostgreSQL (several nodes).
 
 ``await open_store(url, opposition_key)`` opens either backend from the ``[store] url`` of the
-configuration; ``decide_and_reserve`` is the dialer's entry point (see :mod:`.engine`).
+configuration; ``decide_and_reserve`` is the dialer's entry point (see :mod:`.engine`). Right
+before each INVITE::
+
+    decision = await decide_and_reserve(store, campaign.name, number, clock(),
+                                        budget=config.consent.decision_budget_ms / 1000)
+    if decision.allowed and not await store.is_opposed(number, campaign.advertiser):
+        ...  # INVITE; then, as things happen:
+        await store.record_outcome(decision.attempt_id, AttemptOutcome(final_status=200), now)
+    elif decision.until is not None:
+        ...  # reschedule at decision.until
+
+On an opt-out: ``await store.add_opposition(number, advertiser, "dtmf", now, attempt_id=...)``
+returns once the opposition is durable; ``store.subscribe_oppositions(callback)`` hears every
+new opposition (on PostgreSQL, from every node) to drop queued attempts.
 """
 
 from __future__ import annotations
