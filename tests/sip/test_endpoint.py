@@ -157,6 +157,33 @@ def test_no_answer_at_all_ends_with_408_at_timer_b() -> None:
     assert ended.answered is False
 
 
+def test_180_overtaken_by_the_200_is_ignored() -> None:
+    pair = Pair()
+    # Every 180 is late by 2 s, after the 200 of 1 s (the INVITE, unanswered, is re-sent at
+    # 0.5 s and rung again).
+    pair.net.delay(kind("180 INVITE"), 2.0, times=None)
+    call_id = pair.call()
+    pair.run(5.0)
+
+    # The INVITE transaction is Accepted when they come: nothing to report (RFC 6026).
+    assert pair.net.times("INVITE") == [0.0, 0.5]
+    assert [type(e).__name__ for e in pair.events] == ["CallAnswered"]
+    assert [e.call_id for e in pair.of(CallAnswered)] == [call_id]
+    assert pair.net.times("ACK") == [1.0]
+
+
+def test_duplicated_invite_makes_one_incoming_call() -> None:
+    pair = Pair()
+    pair.net.duplicate(kind("INVITE"))
+    pair.call()
+    pair.run(5.0)
+
+    assert len([e for e in pair.far_events if isinstance(e, IncomingCall)]) == 1
+    assert len(pair.of(CallAnswered)) == 1
+    # The copy is absorbed by the callee's transaction (it had nothing to re-send yet).
+    assert pair.net.times("180 INVITE") == [0.0]
+
+
 # -- rejection, cancellation -------------------------------------------------------------------
 
 
