@@ -184,6 +184,24 @@ def test_duplicated_invite_makes_one_incoming_call() -> None:
     assert pair.net.times("180 INVITE") == [0.0]
 
 
+def test_2xx_from_a_second_fork_is_acked_and_byed_and_the_call_goes_on() -> None:
+    pair = Pair()
+    call_id = pair.call()
+    pair.run(1.2)
+    (ok,) = pair.net.sent("200 INVITE")
+    tag = ok.message.to.tag
+    assert tag is not None
+    # A forking proxy delivers a second 2xx, from another UAS (another To tag).
+    pair.inject(ok.data.replace(tag.encode(), b"fork2"), FAR)
+    pair.run(10.0)
+
+    # RFC 3261 section 13.2.2.4: each 2xx is ACKed; the extra dialog is ended with BYE.
+    fork = [s for s in pair.net.log if s.source == OURS and s.message.to.tag == "fork2"]
+    assert [(s.at, s.kind) for s in fork] == [(1.2, "ACK"), (1.2, "BYE")]
+    assert [e.call_id for e in pair.of(CallAnswered)] == [call_id]
+    assert pair.of(CallEnded) == []
+
+
 # -- rejection, cancellation -------------------------------------------------------------------
 
 
