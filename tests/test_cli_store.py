@@ -106,6 +106,13 @@ def test_a_row_with_extra_cells_is_refused(gw: Gateway, jobs: str) -> None:
     assert code == 1 and "r.csv:2: refused: more cells than the header has columns" in err
 
 
+def test_a_file_that_is_not_utf8_stops_with_a_message(gw: Gateway) -> None:
+    path = gw.tmp / "r.csv"
+    path.write_bytes(HEADER.encode() + GOOD.format(n="+33612345678", pre="no").encode() + b"\xff\n")
+    code, _, err = gw("consent", "import", path, "--jobs", "1")
+    assert code == 2 and "import stopped after line" in err and "fix the file" in err
+
+
 def test_unknown_csv_column_is_a_user_error(gw: Gateway) -> None:
     code, _, err = gw("consent", "import", gw.file("r.csv", "number,colour\n+33612345678,red\n"))
     assert code == 2 and "unknown column(s) colour" in err

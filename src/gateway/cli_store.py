@@ -259,9 +259,11 @@ def _consent_import(args: argparse.Namespace) -> int:
             while len(pending) > 2 * jobs:  # bounded: the file streams, memory stays flat
                 await settle(await pending.popleft())
 
+        line = 0
         try:
             chunk: list[tuple[int, Mapping[str, object]]] = []
             for item in _rows(path, fmt, raw):
+                line = item[0]
                 chunk.append(item)
                 if len(chunk) >= CHUNK:
                     await submit(chunk)
@@ -270,6 +272,13 @@ def _consent_import(args: argparse.Namespace) -> int:
             while pending:
                 await settle(await pending.popleft())
             counts["new"] += await store.add_record_rows(rows, _now())
+        except (UnicodeDecodeError, csv.Error, StoreError, OSError) as exc:
+            # Say how far it went: the batches before this point are stored (and a re-import
+            # of the whole file, once fixed, adds only what is missing).
+            raise UserError(
+                f"{path}: import stopped after line {line}: {exc}; {counts['new']} new records "
+                "were stored before it; fix the file and import it again"
+            ) from exc
         finally:
             raw.close()
             if pool is not None:

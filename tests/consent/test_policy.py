@@ -177,6 +177,9 @@ NOW = MONDAY_11_PARIS
         ([record(valid_until=NOW - timedelta(seconds=1))], False, "expired"),
         ([record(collected_at=NOW - timedelta(days=366))], False, "older than 365 days"),
         ([record(checkbox_prechecked=True)], False, "pre-ticked"),
+        # Refused at import, and again here if a record reached the store another way.
+        ([record(affirmative_act="general_terms")], False, "terms-only"),
+        ([record(wording="")], False, "missing evidence"),
         ([record(channels=("sms",))], False, "automated_call"),
         ([record(purposes=("charity",))], False, "purpose commercial"),
         ([record(advertiser="other")], False, "no legal-basis record"),

@@ -40,7 +40,7 @@ FIELDS: Final = (
 )  # fmt: skip
 _FIELD_SET = frozenset(FIELDS) | {"withdrawn_channel"}
 #: Affirmative acts that are no consent: accepting general terms (CNIL 2022).
-_TERMS_ONLY = frozenset({"terms", "general_terms", "cgv", "cgu", "terms_and_conditions", "tos"})
+TERMS_ONLY = frozenset({"terms", "general_terms", "cgv", "cgu", "terms_and_conditions", "tos"})
 _CONSENT_LIKE = frozenset({Basis.CONSENT, Basis.US_WRITTEN_CONSENT, Basis.US_EXPRESS_CONSENT})
 _INTEREST = frozenset({Basis.CUSTOMER_ANALOGOUS, Basis.NON_COMMERCIAL_INTEREST, Basis.B2B_INTEREST})
 _TRUE = frozenset({"true", "yes", "1", "y", "oui"})
@@ -169,7 +169,7 @@ def _validate(
     if prechecked:
         reasons.append("pre-ticked box: consent needs a box that was not pre-ticked")
     if basis in _CONSENT_LIKE:
-        if act.lower() in _TERMS_ONLY:
+        if act.lower() in TERMS_ONLY:
             reasons.append("terms-only consent: accepting general terms is not consent")
         elif not act:
             reasons.append("missing evidence: affirmative_act")

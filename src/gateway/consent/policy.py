@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from gateway.consent.evidence import TERMS_ONLY
 from gateway.consent.model import (
     ADVERTISER_WIDE,
     CHANNEL,
@@ -336,6 +337,12 @@ def _record_problem(
     if rec.checkbox_prechecked:
         return "pre-ticked box"
     if rec.basis in _CONSENT_BASES:
+        # The import refuses these already; checked again so that no other road to the store
+        # can make a call pass (issue 4, "Bad input").
+        if not rec.affirmative_act or rec.affirmative_act.lower() in TERMS_ONLY:
+            return "no affirmative act (terms-only consent is no consent)"
+        if not rec.wording or not rec.artefact_ref or not rec.artefact_sha256:
+            return "missing evidence (wording, artefact)"
         age = profile.consent_max_age
         if settings.consent_max_age and age is not None and rec.collected_at + age <= now:
             return f"consent older than {age.days} days"
