@@ -107,11 +107,24 @@ def receive_until(sock: socket.socket, marker: bytes, timeout: float) -> list[by
             return out
 
 
-def write_config(path: Path, port: int, trunk_port: int, *extra: str) -> Path:
+def free_udp_and_tcp_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    while True:
+        port = free_port(socket.SOCK_STREAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def write_config(path: Path, port: int, trunk_port: int, *extra: str, tcp: bool = False) -> Path:
     sources = ", ".join(f'"{h}"' for h in TRUNK_HOSTS)
+    listen = f'"udp:127.0.0.1:{port}"' + (f', "tcp:127.0.0.1:{port}"' if tcp else "")
     path.write_text(
         "[sip]\n"
-        f'listen = ["udp:127.0.0.1:{port}"]\n'
+        f"listen = [{listen}]\n"
         "[trunks.main]\n"
         f'uri = "sip:127.0.0.1:{trunk_port}"\n'
         f"allowed_sources = [{sources}]\n"
@@ -164,8 +177,10 @@ def stop(gateway: Gateway) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    port = free_port()
-    config = write_config(tmp_path_factory.mktemp("run") / "gateway.toml", port, free_port())
+    port = free_udp_and_tcp_port()
+    config = write_config(
+        tmp_path_factory.mktemp("run") / "gateway.toml", port, free_port(), tcp=True
+    )
     gw = start_gateway(config, port)
     yield gw
     code, err = stop(gw)
@@ -311,6 +326,37 @@ def well_formed_answer(data: bytes, status: int) -> bool:
         return False
     required = {405: "Allow", 415: "Accept", 420: "Unsupported"}.get(status)
     return required is None or required in response.headers
+
+
+def test_options_over_tcp_are_framed_and_answered_on_the_same_connection(
+    gateway: Gateway,
+) -> None:
+    with socket.create_connection(gateway.address, timeout=5) as conn:
+        host, port = conn.getsockname()
+        first, second = (
+            (
+                f"OPTIONS sip:gw@127.0.0.1:{gateway.port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/TCP {host}:{port};branch=z9hG4bKtcp{n}\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:probe@{host}>;tag=t{n}\r\n"
+                "To: <sip:gw@127.0.0.1>\r\n"
+                f"Call-ID: tcp{n}@test\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+            for n in (1, 2)
+        )
+        # Split inside the first message, the second glued to its end: Content-Length framing.
+        conn.sendall(first[:40])
+        conn.sendall(first[40:] + second)
+        received = b""
+        while received.count(b"\r\n\r\n") < 2:
+            chunk = conn.recv(65536)
+            assert chunk, f"connection closed after {received!r}"
+            received += chunk
+    answers = [a for a in received.split(b"\r\n\r\n") if a]
+    assert [status_of(a) for a in answers] == [200, 200]
+    assert [parse(a + b"\r\n\r\n").call_id for a in answers] == ["tcp1@test", "tcp2@test"]
 
 
 # -- the door --------------------------------------------------------------------------------
