@@ -456,6 +456,10 @@ class InboundCall(Call):
             self.core.cancel_timer(self._retransmit)
 
     def cancelled(self, target: ServerTransaction, now: float) -> None:
+        # A CANCEL that crossed our final answer (a reject) finds the call ended: the INVITE
+        # is already answered, and a 487 now would be refused by its transaction (it raised).
+        if self.ended:
+            return
         if target is self.stx and self.dialog is None and self.request is not None:
             self.core.respond(target, response_for(self.request, 487, to_tag=self.core.tag()), now)
             self._end(487, "Request Terminated", "remote", now)
