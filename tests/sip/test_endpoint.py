@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from gateway.sip.auth import check_authorization, parse_auth_params
+from gateway.sip.dialog import build_cancel
 from gateway.sip.endpoint import Endpoint, EndpointSettings, TrunkSettings
 from gateway.sip.events import (
     Address,
@@ -26,6 +27,7 @@ from gateway.sip.events import (
     OptionsAnswered,
     TrunkStateChanged,
 )
+from gateway.sip.invite import OutboundCall
 from gateway.sip.message import Request, Response, response_for
 from gateway.sip.sdp import SessionDescription
 from tests.sip.pair import FAR, OFFER, OURS, Callee, Pair, Sent, far_answer, kind
@@ -791,6 +793,24 @@ def test_incoming_call_cancelled_by_the_caller_ends_with_487() -> None:
     ]
     ended = only(pair.of(CallEnded))
     assert (ended.call_id, ended.cause, ended.by, ended.answered) == (call_id, 487, "remote", False)
+
+
+def test_cancel_crossing_our_rejection_gets_200_and_changes_nothing() -> None:
+    pair = Pair()
+    call_id = far_calls_us(pair)
+    pair.run(0.1)
+    pair.ours.reject(call_id, 486, pair.now)
+    # The caller hung up at the same moment: its CANCEL arrives after our 486 went out.
+    outbound = pair.far.calls[call_id]
+    assert isinstance(outbound, OutboundCall) and outbound.invite_request is not None
+    pair.inject(bytes(build_cancel(outbound.invite_request)), FAR)
+    pair.run(5.0)
+
+    # Section 9.2: the CANCEL matches the INVITE's transaction, so 200; the INVITE already
+    # has its final answer, so no 487.
+    assert [s.kind for s in pair.net.log if s.source == OURS] == ["486 INVITE", "200 CANCEL"]
+    ended = only(pair.of(CallEnded))
+    assert (ended.call_id, ended.cause, ended.by) == (call_id, 486, "local")
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
