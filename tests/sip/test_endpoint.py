@@ -204,6 +204,20 @@ def test_2xx_from_a_second_fork_is_acked_and_byed_and_the_call_goes_on() -> None
     assert pair.of(CallEnded) == []
 
 
+def test_transport_failure_toward_a_tcp_trunk_ends_the_call_with_503() -> None:
+    trunk = TrunkSettings("main", "sip:192.0.2.2:5070;transport=tcp", keepalive_interval=0)
+    pair = Pair(trunk=trunk)
+    call_id = pair.call()
+    (invite,) = pair.net.sent("INVITE")
+    assert invite.dest == FAR._replace(transport="tcp")
+    # What SipTransport reports when the connection cannot be opened.
+    pair.ours.transport_error(invite.dest, pair.now)
+    pair.run(100.0)
+
+    ended = only(pair.of(CallEnded))
+    assert (ended.call_id, ended.cause, ended.by, ended.at) == (call_id, 503, "network", 0.0)
+
+
 # -- rejection, cancellation -------------------------------------------------------------------
 
 
