@@ -572,7 +572,7 @@ def test_far_end_puts_us_on_hold_with_a_reinvite() -> None:
     assert sdp.media[0].direction() == "recvonly"
     # The far end's ACK for our 200 stops its retransmission: exactly one 200 went out.
     assert len(pair.net.sent("200 INVITE", source=OURS)) == 1
-    assert len([s for s in pair.net.sent("ACK", source=FAR)]) == 1
+    assert len(pair.net.sent("ACK", source=FAR)) == 1
     (updated,) = pair.of(CallUpdated)
     assert (updated.call_id, updated.audio.on_hold, updated.audio.direction) == (
         call_id,
