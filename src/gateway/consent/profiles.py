@@ -114,6 +114,10 @@ class Profile:
 
 _WEEKDAYS = range(5)
 
+# D223-9 speaks of consumers; the French profiles apply its hours and its cap to professionals
+# too (the stricter reading, COMPLIANCE.md preamble). Holidays are those of the number's region
+# (with Alsace-Moselle's added for metropolitan France).
+
 PROFILES: dict[str, Profile] = {
     "fr": Profile(
         name="fr",

@@ -134,6 +134,7 @@ class PostgresStore(SqlStore):
         await self._listener.add_listener(channel, self._on_notify)
 
     async def close(self) -> None:
+        await self._finish_batches()
         with contextlib.suppress(Exception):
             await self._listener.remove_listener(self._channel, self._on_notify)
         await self._listener.close()

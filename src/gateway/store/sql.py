@@ -69,6 +69,11 @@ class SqlStore(AuditReads):
     async def close(self) -> None:
         raise NotImplementedError
 
+    async def _finish_batches(self) -> None:
+        """Let the decisions already queued be decided and recorded before closing."""
+        if self._batcher is not None and not self._batcher.done():
+            await asyncio.shield(self._batcher)
+
     # -- setup ---------------------------------------------------------------------------------
     async def _check_key(self) -> None:
         """Refuse a key other than the one the oppositions were hashed under: with another key

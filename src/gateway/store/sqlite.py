@@ -98,6 +98,7 @@ class SqliteStore(SqlStore):
         return cursor.rowcount
 
     async def close(self) -> None:
+        await self._finish_batches()
         await self._conn.close()
 
 
