@@ -11,6 +11,7 @@ inside the opposition's transaction, so PostgreSQL delivers it only once it is c
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import uuid
@@ -118,12 +119,11 @@ class PostgresStore(SqlStore):
         return tx.conn
 
     async def _notify_opposition(self, tx: Tx, number_hmac: str, scope: str) -> None:
-        await tx.execute(
-            "SELECT pg_notify(?, ?)", self._channel, f"{number_hmac} {scope} {self._node}"
-        )
+        payload = json.dumps([number_hmac, scope, self._node])
+        await tx.execute("SELECT pg_notify(?, ?)", self._channel, payload)
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        number_hmac, scope, node = payload.split(" ", 2)
+        number_hmac, scope, node = json.loads(payload)
         if node == self._node:
             return  # this process called its listeners already
         for listener in list(self._listeners):
