@@ -161,8 +161,11 @@ class Call:
             response.headers.add("Content-Type", "application/sdp")
             response.body = self.local_sdp
         if interval:
-            response.headers.add("Require", "timer")
             who = "uac" if refresher == "remote" else "uas"
+            # RFC 4028 section 9: Require "timer" when the UAC refreshes, and otherwise only
+            # toward a UAC that said it supports the extension.
+            if who == "uac" or "timer" in _supported(request):
+                response.headers.add("Require", "timer")
             response.headers.add("Session-Expires", f"{interval};refresher={who}")
             self._arm_session(interval, refresher, now)
         self.send_final(stx, response, now)
@@ -211,6 +214,10 @@ class Call:
                 "Session interval too small", 422, headers=[("Min-SE", str(self.core.min_se))]
             )
         who = parse_params(params).get("refresher") if params else None
+        if who is None:
+            # Section 9: the UAS chooses, and only a UAC that supports "timer" can refresh (a
+            # proxy may have added Session-Expires for a UAC that does not).
+            who = "uac" if "timer" in _supported(request) else "uas"
         # "uac" is the sender of this request, i.e. the far end (RFC 4028 section 9).
         return interval, "local" if who == "uas" else "remote"
 
@@ -357,6 +364,11 @@ def parse_dtmf_info(content_type: str | None, body: bytes) -> tuple[str | None, 
     if digit is None or digit not in "0123456789*#ABCD":
         return None, None
     return digit, duration
+
+
+def _supported(request: Request) -> set[str]:
+    """The option tags of the request's Supported headers, lower-cased."""
+    return {tag.strip().lower() for tag in request.headers.get_all("Supported")}
 
 
 def _without_origin(sdp: bytes) -> bytes:
