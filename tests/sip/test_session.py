@@ -11,7 +11,7 @@ import pytest
 from gateway.sip.events import CallEnded, CallUpdated, DtmfReceived
 from gateway.sip.sdp import SessionDescription
 from gateway.sip.session import parse_dtmf_info
-from tests.sip.pair import OFFER, Pair, far_answer
+from tests.sip.pair import OFFER, OURS, Pair, far_answer
 
 
 @pytest.mark.parametrize(
@@ -117,3 +117,36 @@ def test_resume_after_hold_is_reported() -> None:
         ("sendonly", True),
         ("sendrecv", False),
     ]
+
+
+@pytest.mark.parametrize(
+    ("supported", "refresher", "require", "our_refreshes"),
+    [
+        # The far end supports timers and names no refresher: it refreshes, as we answer.
+        ([("Supported", "timer")], "uac", ["timer"], [0.0]),
+        # Session-Expires added by a proxy for a UAC without timers: we must refresh
+        # (RFC 4028 section 9), at half the interval after the re-INVITE of 2 s.
+        ([], "uas", [], [0.0, 47.0, 92.0]),
+    ],
+)
+def test_refresher_chosen_by_us_when_the_reinvite_names_none(
+    supported: list[tuple[str, str]],
+    refresher: str,
+    require: list[str],
+    our_refreshes: list[float],
+) -> None:
+    pair, call_id = answered()
+    answers = pair.far_request(
+        call_id,
+        "INVITE",
+        headers=[*supported, ("Session-Expires", "90"), ("Content-Type", "application/sdp")],
+        body=far_answer(OFFER, version=2),
+    )
+    pair.run(50.0)
+
+    assert [r.headers.get_lines("Session-Expires") for r in answers] == [
+        [f"90;refresher={refresher}"]
+    ]
+    assert answers[0].headers.get_lines("Require") == require
+    pair.run(100.0)
+    assert pair.net.times("INVITE", source=OURS) == our_refreshes
