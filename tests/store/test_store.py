@@ -159,6 +159,9 @@ async def test_outcomes_are_appended_and_exported(seeded: Store) -> None:
     )
     rows = [r async for r in seeded.export_attempts()]
     assert rows[0]["final_status"] == 200 and rows[0]["invite_sent_at"]
+    assert [a.attempt_id for a in await seeded.unsettled_attempts()] == [d.attempt_id]
+    await seeded.record_outcome(d.attempt_id, AttemptOutcome(ended_at=NOW), NOW)
+    assert await seeded.unsettled_attempts() == []
     assert await seeded.verify_audit() == []
     with pytest.raises(StoreError):
         await seeded.record_outcome(999, AttemptOutcome(dtmf="1"), NOW)

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from gateway.consent.evidence import fingerprint, record_from_json
+from gateway.consent.model import Decision
 from gateway.store import common
 
 Row = Mapping[str, object]
@@ -84,3 +85,13 @@ class AuditReads:
             item["outcome"] = json.loads(str(row["outcome"]))
             out.append(item)
         return out
+
+    async def unsettled_attempts(self) -> list[Decision]:
+        """Allowed attempts with no ``ended_at`` recorded: after a crash, the dialer settles
+        them (they keep counting against the cap whatever happened)."""
+        async with self._read() as tx:
+            rows = await tx.fetch(
+                "SELECT * FROM attempts WHERE verdict = 'allow' "
+                "AND outcome NOT LIKE '%\"ended_at\"%' ORDER BY id"
+            )
+        return [common.decision_from_row(r) for r in rows]

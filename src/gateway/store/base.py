@@ -93,6 +93,9 @@ class Store(Protocol):
 
     async def attempt(self, attempt_id: int) -> Decision | None: ...
 
+    async def unsettled_attempts(self) -> list[Decision]:
+        """Allowed attempts with no end recorded (to settle after a crash)."""
+
     # Audit and export.
     async def verify_audit(self) -> list[str]:
         """Every record removed or altered, one line each; empty when the chain holds."""
