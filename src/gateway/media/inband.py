@@ -68,7 +68,12 @@ class ToneDetector:
         self.sample_rate = sample_rate
         self.step = round(sample_rate * 0.005)
         freqs = np.array(LOW_GROUP + HIGH_GROUP)
-        self._lengths = np.round(_WINDOW_CYCLES * sample_rate / freqs).astype(np.int64)
+        # Windows are whole numbers of half-steps, so that a window is a run of sub-blocks
+        # whose single-bin DFTs one matrix product computes (see _fundamentals).
+        self._sub = self.step // 2
+        self._blocks = np.round(_WINDOW_CYCLES * sample_rate / freqs / self._sub).astype(np.int64)
+        self._lengths = self._blocks * self._sub
+        self._block_bases: dict[int, npt.NDArray[np.float64]] = {}
         half_max = int(self._lengths.max() + 1) // 2
         # History of 2 * ceil(max half window / step) steps: every window around the centres of
         # this call's steps starts inside it (see feed()).
@@ -157,31 +162,84 @@ class ToneDetector:
         # Step centres, relative to data[0]: the first at history / 2; with T = the start of the
         # block, centre j sits at T - history / 2 + j * step in absolute samples.
         centres = self._history // 2 + self.step * np.arange(n_steps)
-        energy_cum = np.concatenate(
-            [np.zeros((data.shape[0], 1)), np.cumsum(data * data, axis=1)], axis=1
-        )
-        ratios, powers = self._measure(data, energy_cum, centres, harmonic=1)
-        codes = self._classify(ratios, powers)
-        if (codes >= 0).any():
+        all_ratios, all_powers = self._fundamentals(data, centres)
+        codes = self._classify(all_ratios, all_powers)
+        hits = np.flatnonzero((codes >= 0).any(axis=1))
+        if hits.size:
             # Talk-off guard, only where a pair was found: a DTMF generator's second harmonics
             # are 20 dB down or more (Q.23 section 4), a voice's or an instrument's are not.
-            ratios2, _ = self._measure(data, energy_cum, centres, harmonic=2)
-            row = np.where(codes >= 0, codes // 4, 0)
-            col = np.where(codes >= 0, 4 + codes % 4, 4)
+            found = data[hits]
+            energy_cum = np.concatenate(
+                [np.zeros((hits.size, 1)), np.cumsum(found * found, axis=1)], axis=1
+            )
+            ratios = all_ratios[hits]
+            ratios2, _ = self._measure(found, energy_cum, centres, harmonic=2)
+            found_codes = codes[hits]
+            row = np.where(found_codes >= 0, found_codes // 4, 0)
+            col = np.where(found_codes >= 0, 4 + found_codes % 4, 4)
             fund_r = np.take_along_axis(ratios, row[:, np.newaxis, :], axis=1)[:, 0, :]
             fund_c = np.take_along_axis(ratios, col[:, np.newaxis, :], axis=1)[:, 0, :]
             harm_r = np.take_along_axis(ratios2, row[:, np.newaxis, :], axis=1)[:, 0, :]
             harm_c = np.take_along_axis(ratios2, col[:, np.newaxis, :], axis=1)[:, 0, :]
             # A row's harmonic that falls within 1.5 bins of the column tone would measure that
             # tone's leakage: those rows are judged by their column's harmonic alone.
-            row_checked = self._row_harmonic_clear[np.where(codes >= 0, codes, 0)]
+            row_checked = self._row_harmonic_clear[np.where(found_codes >= 0, found_codes, 0)]
             harmonic = (row_checked & (harm_r > fund_r * _MAX_HARMONIC)) | (
                 harm_c > fund_c * _MAX_HARMONIC
             )
-            codes = np.where(harmonic, -1, codes)
+            codes[hits] = np.where(harmonic, -1, found_codes)
         first_centre = self._samples_done[rows] - self._history // 2
         self._samples_done[rows] += block.shape[1]
         return self._track(codes, first_centre, rows)
+
+    def _fundamentals(
+        self, data: npt.NDArray[np.float64], centres: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Share of the window's energy and power at each DTMF frequency, at each centre.
+
+        The signal is cut into sub-blocks of half a step; one stacked matrix product gives every
+        sub-block's DFT at the eight frequencies (phases counted from the start of ``data``),
+        and running sums over sub-blocks give every window's. It is the arithmetic of Goertzel's
+        sum, in an order numpy runs fast for a thousand streams at once.
+        """
+        streams, n = data.shape
+        nb = n // self._sub
+        # (sub-block, stream, sample) @ (sub-block, sample, cos 8 | -sin 8)
+        blocks = data[:, : nb * self._sub].reshape(streams, nb, self._sub).transpose(1, 0, 2)
+        projected = np.matmul(blocks, self._block_basis(nb))
+        running = np.empty((nb + 1, streams, 16))
+        running[0] = 0.0
+        for b in range(nb):  # a loop of nb vector adds beats np.cumsum on this layout
+            np.add(running[b], projected[b], out=running[b + 1])
+        squares = np.einsum("bsn,bsn->bs", blocks, blocks)
+        energy = np.empty((nb + 1, streams))
+        energy[0] = 0.0
+        np.cumsum(squares, axis=0, out=energy[1:])
+        starts = (centres // self._sub)[:, np.newaxis] - self._blocks // 2  # (step, frequency)
+        ends = starts + self._blocks
+        k = np.arange(8)
+        re = running[ends, :, k] - running[starts, :, k]  # (step, frequency, stream)
+        im = running[ends, :, k + 8] - running[starts, :, k + 8]
+        mag2 = re * re + im * im
+        window_energy = energy[ends] - energy[starts]
+        lengths = self._lengths.astype(np.float64)[np.newaxis, :, np.newaxis]
+        # A sine of amplitude A fills |X|^2 = (A L / 2)^2 and energy L A^2 / 2: ratio 1 for a
+        # pure tone, its share of the energy otherwise.
+        ratios = mag2 / np.maximum(window_energy * (lengths / 2), 1e-9)
+        powers = 2 * mag2 / (lengths * lengths)
+        # to (stream, frequency, step)
+        return ratios.transpose(2, 1, 0), powers.transpose(2, 1, 0)
+
+    def _block_basis(self, nb: int) -> npt.NDArray[np.float64]:
+        basis = self._block_bases.get(nb)
+        if basis is None:
+            n = np.arange(nb * self._sub).reshape(nb, self._sub, 1)
+            angle = n * self._omega
+            basis = np.concatenate([np.cos(angle), -np.sin(angle)], axis=2)
+            if len(self._block_bases) > 64:
+                self._block_bases.clear()
+            self._block_bases[nb] = basis
+        return basis
 
     def _measure(
         self,

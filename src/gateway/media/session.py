@@ -256,7 +256,8 @@ class MediaSession:
         if gap < 0:
             return  # late or duplicate: its place in the detector's audio has passed
         if self._inband_origin is None:
-            self._inband_origin = media_time - samples.size / 8000
+            # The first sample is heard when its packet arrives.
+            self._inband_origin = media_time
         if 0 < gap <= _MAX_GAP_FILL:
             # Lost packets become silence, so the detector's clock keeps to the RTP clock.
             self._bank.push(self._slot, np.zeros(gap, dtype=np.int16))
