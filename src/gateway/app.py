@@ -53,10 +53,10 @@ def trunk_settings(config: Config) -> list[TrunkSettings]:
             uri = SipURI.parse(trunk.uri)
         except SipError as exc:
             raise ConfigError(f"trunks.{name}.uri: {exc}") from exc
-        sources = {_resolve(uri.host_address)}
+        sources = _resolve(uri.host_address)
         for source in trunk.allowed_sources:
             host = source.rsplit(":", 1)[0] if source.count(":") == 1 else source
-            sources.add(_resolve(host.strip("[]")))
+            sources |= _resolve(host.strip("[]"))
         out.append(
             TrunkSettings(
                 name=name,
@@ -71,11 +71,13 @@ def trunk_settings(config: Config) -> list[TrunkSettings]:
     return out
 
 
-def _resolve(host: str) -> str:
+def _resolve(host: str) -> set[str]:
+    """Every address of ``host``: a carrier's name usually has several signalling nodes, and
+    taking only the first answered 403 to requests from the others."""
     try:
-        return str(socket.getaddrinfo(host, None)[0][4][0])
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
-        return host
+        return {host}
 
 
 def build_endpoint(config: Config, rng: random.Random | None = None) -> Endpoint:
