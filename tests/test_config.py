@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from gateway import app
 from gateway.cli import main
 from gateway.config import (
     Config,
@@ -171,3 +173,27 @@ def test_cli_reports_a_bad_value_without_a_traceback(
 
     assert main(["run", "--config", str(path)]) == 2
     assert capsys.readouterr().err == f"gateway: {path}: sip.t1 must be more than 0, not 0.0\n"
+
+
+def test_trunk_host_with_several_addresses_accepts_them_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A carrier's signalling name resolves to several nodes; requests come from any of them.
+    addresses = {
+        "sip.carrier.example": ["198.51.100.10", "198.51.100.11"],
+        "backup.carrier.example": ["203.0.113.5"],
+    }
+
+    def getaddrinfo(host: str, port: object) -> list[tuple[object, ...]]:
+        if host not in addresses:
+            raise socket.gaierror(host)
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", (a, 0)) for a in addresses[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    config = loads(
+        '[trunks.main]\nuri = "sip:sip.carrier.example"\n'
+        'allowed_sources = ["backup.carrier.example:5060", "192.0.2.7"]\n'
+    )
+    (trunk,) = app.trunk_settings(config)
+
+    assert trunk.sources == ("192.0.2.7", "198.51.100.10", "198.51.100.11", "203.0.113.5")
