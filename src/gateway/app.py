@@ -55,8 +55,7 @@ def trunk_settings(config: Config) -> list[TrunkSettings]:
             raise ConfigError(f"trunks.{name}.uri: {exc}") from exc
         sources = _resolve(uri.host_address)
         for source in trunk.allowed_sources:
-            host = source.rsplit(":", 1)[0] if source.count(":") == 1 else source
-            sources |= _resolve(host.strip("[]"))
+            sources |= _resolve(_source_host(source))
         out.append(
             TrunkSettings(
                 name=name,
@@ -69,6 +68,14 @@ def trunk_settings(config: Config) -> list[TrunkSettings]:
             )
         )
     return out
+
+
+def _source_host(source: str) -> str:
+    """The host of ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` (an IPv6 address with a
+    port lost its last bracket to ``strip``, and never matched)."""
+    if source.startswith("["):
+        return source[1:].partition("]")[0]
+    return source.rsplit(":", 1)[0] if source.count(":") == 1 else source
 
 
 def _resolve(host: str) -> set[str]:
