@@ -197,3 +197,20 @@ def test_trunk_host_with_several_addresses_accepts_them_all(
     (trunk,) = app.trunk_settings(config)
 
     assert trunk.sources == ("192.0.2.7", "198.51.100.10", "198.51.100.11", "203.0.113.5")
+
+
+@pytest.mark.parametrize(
+    ("source", "address"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("192.0.2.7:5060", "192.0.2.7"),
+        ("2001:db8::7", "2001:db8::7"),
+        ("[2001:db8::7]", "2001:db8::7"),
+        ("[2001:db8::7]:5060", "2001:db8::7"),
+    ],
+)
+def test_allowed_source_forms(source: str, address: str) -> None:
+    config = loads(f'[trunks.main]\nuri = "sip:192.0.2.1"\nallowed_sources = ["{source}"]\n')
+    (trunk,) = app.trunk_settings(config)
+
+    assert address in trunk.sources
