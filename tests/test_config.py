@@ -214,3 +214,13 @@ def test_allowed_source_forms(source: str, address: str) -> None:
     (trunk,) = app.trunk_settings(config)
 
     assert address in trunk.sources
+
+
+def test_trunk_check_of_an_unknown_trunk_names_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(MINIMAL, encoding="utf-8")
+
+    assert main(["trunk", "check", "mian", "--config", str(path)]) == 2
+    assert capsys.readouterr().err == "gateway: no trunk named 'mian' (configured: main)\n"
