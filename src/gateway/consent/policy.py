@@ -39,6 +39,7 @@ __all__ = ["RULES", "PolicySettings", "check_campaign", "decide", "frequency_bou
 RULES = ("campaign", "number", "opposition", "legal_basis", "window", "frequency")
 _DTMF = frozenset("0123456789*#")
 _CONSENT_BASES = frozenset({Basis.CONSENT, Basis.US_WRITTEN_CONSENT, Basis.US_EXPRESS_CONSENT})
+_BASIS_ORDER = {b: i for i, b in enumerate(Basis)}  # consent first: the strongest basis
 _INTEREST_BASES = frozenset(
     {Basis.CUSTOMER_ANALOGOUS, Basis.NON_COMMERCIAL_INTEREST, Basis.B2B_INTEREST}
 )
@@ -292,7 +293,7 @@ def _legal_basis(
     if not latest:
         return None, "no legal-basis record"
     refusals: list[str] = []
-    order = sorted(latest.values(), key=lambda r: list(Basis).index(r.basis))
+    order = sorted(latest.values(), key=lambda r: _BASIS_ORDER[r.basis])
     for rec in order:
         problem = _record_problem(
             rec,

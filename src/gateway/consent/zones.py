@@ -140,14 +140,38 @@ def open_intervals(
     out: list[Interval] = []
     for i in range(days + 1):
         day = first + timedelta(days=i)
-        if closed_on_holidays and is_holiday(region, day):
-            continue
-        for begin, end in hours.get(day.weekday(), ()):
-            a = datetime.combine(day, begin, tzinfo=tz).astimezone(UTC)
-            b = datetime.combine(day, end, tzinfo=tz).astimezone(UTC) - margin
-            if b >= a:
-                out.append((a, b))
+        out += _day_intervals(
+            zone,
+            region,
+            day,
+            hours=hours.get(day.weekday(), ()),
+            closed_on_holidays=closed_on_holidays,
+            margin=margin,
+        )
     return out
+
+
+@functools.lru_cache(maxsize=16384)
+def _day_intervals(
+    zone: str,
+    region: str,
+    day: date,
+    *,
+    hours: tuple[tuple[time, time], ...],
+    closed_on_holidays: bool,
+    margin: timedelta,
+) -> tuple[Interval, ...]:
+    """One local day's intervals (memoised: every decision of a day asks the same)."""
+    if closed_on_holidays and is_holiday(region, day):
+        return ()
+    tz = ZoneInfo(zone)
+    out = []
+    for begin, end in hours:
+        a = datetime.combine(day, begin, tzinfo=tz).astimezone(UTC)
+        b = datetime.combine(day, end, tzinfo=tz).astimezone(UTC) - margin
+        if b >= a:
+            out.append((a, b))
+    return tuple(out)
 
 
 def intersect(lists: Sequence[Iterable[Interval]]) -> list[Interval]:
