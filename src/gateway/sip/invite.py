@@ -32,6 +32,8 @@ __all__ = ["Call", "InboundCall", "OutboundCall"]
 class OutboundCall(Call):
     """A call we place (UAC)."""
 
+    owns_call_id = True
+
     def __init__(self, core: Core, call_id: str, transport: str, local_sdp: bytes) -> None:
         super().__init__(core, call_id, transport, local_sdp)
         self.trunk = ""

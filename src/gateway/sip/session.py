@@ -60,6 +60,9 @@ class Core(Protocol):
 class Call:
     """A call with (eventually) a confirmed dialog: the in-dialog half of RFC 3261."""
 
+    #: Whether we chose the Call-ID (we placed the call): RFC 3261 section 14.1 glare timing.
+    owns_call_id = False
+
     def __init__(self, core: Core, call_id: str, transport: str, local_sdp: bytes) -> None:
         self.core = core
         self.call_id = call_id
@@ -262,6 +265,13 @@ class Call:
                 )
                 self.core.send_stateless(ack, dest)
                 self._arm_session(self.interval, "local", at)
+            elif response.status == 491:
+                # Glare with a re-INVITE of the far end (RFC 3261 section 14.1): try again
+                # later, 2.1-4 s for the owner of the Call-ID, else 0-2 s. Before, nothing was
+                # re-armed and the session expired at the far end.
+                low, high = (2.1, 4.0) if self.owns_call_id else (0.0, 2.0)
+                delay = self.core.rng.uniform(low, high)
+                self._session_timer = self.core.schedule(at + delay, self._refresh)
 
         self._send_in_dialog(request, dest, now, answered)
 
