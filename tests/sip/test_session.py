@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 
 from gateway.sip.events import CallEnded, CallUpdated, DtmfReceived
+from gateway.sip.message import Request, Response, response_for
 from gateway.sip.sdp import SessionDescription
 from gateway.sip.session import parse_dtmf_info
-from tests.sip.pair import OFFER, OURS, Pair, far_answer
+from tests.sip.pair import OFFER, OURS, Pair, far_answer, kind
 
 
 @pytest.mark.parametrize(
@@ -150,3 +151,31 @@ def test_refresher_chosen_by_us_when_the_reinvite_names_none(
     assert answers[0].headers.get_lines("Require") == require
     pair.run(100.0)
     assert pair.net.times("INVITE", source=OURS) == our_refreshes
+
+
+def test_refresh_refused_491_for_glare_is_retried_after_2_1_to_4_s() -> None:
+    pair = Pair()
+
+    def with_timer(message: Request | Response) -> Request | Response:
+        message.headers.add("Session-Expires", "90;refresher=uac")
+        return message
+
+    def glare(request: Request) -> list[Response] | None:
+        # The far end has a re-INVITE of its own in progress when our first refresh comes.
+        if str(request.cseq) == "2 INVITE":
+            return [response_for(request, 491, to_tag=request.to.tag)]
+        return None
+
+    pair.net.rewrite(kind("200 INVITE"), with_timer)
+    pair.net.answer(lambda s: s.kind == "INVITE" and s.source == OURS, glare)
+    pair.call()
+    pair.run(100.0)
+
+    refreshes = [s.at for s in pair.net.sent("INVITE", source=OURS)][1:]
+    assert pair.net.times("491 INVITE") == [46.0]
+    # RFC 3261 section 14.1: we own the Call-ID, so 2.1 to 4 s later; then every 45 s again.
+    first, retry, following = refreshes
+    assert first == 46.0
+    assert 46.0 + 2.1 <= retry <= 46.0 + 4.0
+    assert following == pytest.approx(retry + 45.0)
+    assert pair.of(CallEnded) == []
