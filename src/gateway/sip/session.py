@@ -81,6 +81,8 @@ class Call:
         # The 2xx to a re-INVITE of the far end, re-sent until its ACK (section 13.3.1.4).
         self._unacked: Response | None = None
         self._unacked_timer: int | None = None
+        # Our refresh re-INVITE awaits its final response: a re-INVITE of the far end gets 491.
+        self._reinvite_pending = False
 
     # -- dialog membership --------------------------------------------------------------------
 
@@ -130,6 +132,10 @@ class Call:
     # -- re-INVITE and UPDATE from the far end --------------------------------------------------
 
     def _receive_offer(self, stx: ServerTransaction, request: Request, now: float) -> None:
+        if request.method == "INVITE" and self._reinvite_pending:
+            # RFC 3261 section 14.2: an INVITE while ours is in progress "MUST return a 491".
+            self.core.respond(stx, response_for(request, 491), now)
+            return
         try:
             interval, refresher = self._session_request(request)
         except SipError as exc:
@@ -254,6 +260,8 @@ class Call:
         dest = self.core.destination(str(self.dialog.next_hop()), self.transport)
 
         def answered(tx: ClientTransaction, response: Response | None, at: float) -> None:
+            if response is None or response.status >= 200:
+                self._reinvite_pending = False
             if response is None or response.status in (408, 481):
                 # RFC 3261 section 14.1: the dialog is gone; end the call.
                 self.end_cause = (408, "Session refresh failed")
@@ -273,6 +281,7 @@ class Call:
                 delay = self.core.rng.uniform(low, high)
                 self._session_timer = self.core.schedule(at + delay, self._refresh)
 
+        self._reinvite_pending = True
         self._send_in_dialog(request, dest, now, answered)
 
     def _session_expired(self, now: float) -> None:
