@@ -12,7 +12,7 @@ from gateway.sip.events import CallEnded, CallUpdated, DtmfReceived
 from gateway.sip.message import Request, Response, response_for
 from gateway.sip.sdp import SessionDescription
 from gateway.sip.session import parse_dtmf_info
-from tests.sip.pair import OFFER, OURS, Pair, far_answer, kind
+from tests.sip.pair import FAR, OFFER, OURS, Pair, far_answer, kind
 
 
 @pytest.mark.parametrize(
@@ -178,4 +178,30 @@ def test_refresh_refused_491_for_glare_is_retried_after_2_1_to_4_s() -> None:
     assert first == 46.0
     assert 46.0 + 2.1 <= retry <= 46.0 + 4.0
     assert following == pytest.approx(retry + 45.0)
+    assert pair.of(CallEnded) == []
+
+
+def test_far_reinvite_while_our_refresh_is_pending_gets_491() -> None:
+    pair = Pair()
+
+    def with_timer(message: Request | Response) -> Request | Response:
+        message.headers.add("Session-Expires", "90;refresher=uac")
+        return message
+
+    pair.net.rewrite(kind("200 INVITE"), with_timer)
+    # The far end's answer to our refresh of 46 s is slow: it arrives at 47 s.
+    pair.net.delay(
+        lambda s: s.kind == "200 INVITE" and s.source == FAR and s.message.cseq.seq == 2, 1.0
+    )
+    call_id = pair.call()
+    pair.run(46.2)
+    hold = far_answer(OFFER, direction="sendonly", version=2)
+    answers = pair.far_request(
+        call_id, "INVITE", headers=[("Content-Type", "application/sdp")], body=hold
+    )
+    pair.run(60.0)
+
+    # RFC 3261 section 14.2: glare; the far end will try again later.
+    assert [r.status for r in answers] == [491]
+    assert pair.of(CallUpdated) == []
     assert pair.of(CallEnded) == []
