@@ -340,7 +340,12 @@ class Pair:
             self.at(start + script.answer, lambda: node.accept(call_id, sdp, self.now))
 
     def ring(self, call_id: str, node: Endpoint | None = None) -> None:
-        """The far end sends 180 Ringing (the endpoint has no call for that: built here)."""
+        """The far end sends 180 Ringing.
+
+        Endpoint has no call for a provisional response, so the 180 is built here, with a To
+        tag of its own: the 200 that ``accept`` sends later carries another one (a UAS should
+        keep one tag, RFC 3261 section 12.1.1; our UAC ignores early dialogs, so it tells).
+        """
         node = node or self.far
         call = self.far_call(call_id, node)
         assert call.stx is not None and call.request is not None
