@@ -344,7 +344,7 @@ class Pair:
 
         Endpoint has no call for a provisional response, so the 180 is built here, with a To
         tag of its own: the 200 that ``accept`` sends later carries another one (a UAS should
-        keep one tag, RFC 3261 section 12.1.1; our UAC ignores early dialogs, so it tells).
+        keep one tag, RFC 3261 section 12.1.1; our UAC keeps no early dialog, so it is harmless).
         """
         node = node or self.far
         call = self.far_call(call_id, node)
