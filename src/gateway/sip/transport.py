@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import ssl
@@ -153,6 +154,9 @@ class SipTransport:
         self._servers: list[asyncio.Server] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        # Host names of UDP destinations (a trunk configured by name) -> the address used.
+        self._resolved: dict[str, str] = {}
+        self._resolving: set[asyncio.Task[None]] = set()
 
     async def listen(self, spec: ListenSpec) -> tuple[str, int]:
         """Open one listening socket; returns the address it really bound (port 0 resolved)."""
@@ -227,17 +231,39 @@ class SipTransport:
 
     def _send(self, data: bytes, dest: Address) -> None:
         if dest.transport == "udp":
-            family = socket.AF_INET6 if ":" in dest.host else socket.AF_INET
+            host = dest.host if _is_address(dest.host) else self._resolved.get(dest.host)
+            if host is None:
+                # A host name: sendto() needs an address (uvloop raised ValueError out of the
+                # timer callback, which then was never re-armed). Resolve it off the loop.
+                task = self.loop.create_task(self._resolve_and_send(data, dest))
+                self._resolving.add(task)
+                task.add_done_callback(self._resolving.discard)
+                return
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
             proto = self._udp.get(family)
             if proto is None or proto.transport is None:
                 self.endpoint.transport_error(dest, self.loop.time())
                 return
-            proto.transport.sendto(data, (dest.host, dest.port))
+            proto.transport.sendto(data, (host, dest.port))
             return
         conn = self.connections.get(dest)
         if conn is None:
             conn = self._connect(dest)
         conn.send(data)
+
+    async def _resolve_and_send(self, data: bytes, dest: Address) -> None:
+        try:
+            infos = await self.loop.getaddrinfo(dest.host, dest.port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            log.warning("cannot resolve %s: %s", dest.host, exc)
+            infos = []
+        usable = [str(info[4][0]) for info in infos if info[0] in self._udp]
+        if not usable:
+            self.endpoint.transport_error(dest, self.loop.time())
+            self.pump()
+            return
+        self._resolved[dest.host] = usable[0]
+        self._send(data, dest)
 
     def _connect(self, dest: Address) -> _Stream:
         stream = _Stream(self, dest.transport, dest)
@@ -278,6 +304,14 @@ class SipTransport:
         for server in self._servers:
             server.close()
             await server.wait_closed()
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def client_context(ca_file: str = "", verify: bool = True) -> ssl.SSLContext:
