@@ -119,14 +119,21 @@ def free_udp_and_tcp_port() -> int:
         return port
 
 
-def write_config(path: Path, port: int, trunk_port: int, *extra: str, tcp: bool = False) -> Path:
+def write_config(
+    path: Path,
+    port: int,
+    trunk_port: int,
+    *extra: str,
+    tcp: bool = False,
+    trunk_host: str = "127.0.0.1",
+) -> Path:
     sources = ", ".join(f'"{h}"' for h in TRUNK_HOSTS)
     listen = f'"udp:127.0.0.1:{port}"' + (f', "tcp:127.0.0.1:{port}"' if tcp else "")
     path.write_text(
         "[sip]\n"
         f"listen = [{listen}]\n"
         "[trunks.main]\n"
-        f'uri = "sip:127.0.0.1:{trunk_port}"\n'
+        f'uri = "sip:{trunk_host}:{trunk_port}"\n'
         f"allowed_sources = [{sources}]\n"
         "keepalive_interval = 0\n" + "".join(f"{line}\n" for line in extra),
         encoding="utf-8",
@@ -427,6 +434,18 @@ def test_trunk_check_reports_a_reachable_trunk(gateway: Gateway, tmp_path: Path)
     m = re.fullmatch(r"trunk main: reachable, status 200 OK, rtt (\d+\.\d) ms\n", result.stdout)
     assert m is not None, result.stdout
     assert 0.0 < float(m.group(1)) < 5000.0
+
+
+def test_trunk_check_reaches_a_trunk_named_by_host_name(gateway: Gateway, tmp_path: Path) -> None:
+    # Carriers are configured by name; the transport resolves it (it used to crash on sendto).
+    config = write_config(
+        tmp_path / "named.toml", free_port(), gateway.port, trunk_host="localhost"
+    )
+    result = trunk_check(config, "--timeout", "5")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("trunk main: reachable, status 200 OK, rtt "), result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_trunk_check_reports_a_dead_port_unreachable(tmp_path: Path) -> None:
