@@ -226,7 +226,15 @@ class SipTransport:
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
-        self.endpoint.handle_timer(self.loop.time())
+        try:
+            self.endpoint.handle_timer(self.loop.time())
+        except Exception:
+            # As in received(): an exception here used to skip pump(), leaving the one timer
+            # of the endpoint unarmed and every transaction of every call frozen.
+            self.endpoint.stats["internal_errors"] = (
+                self.endpoint.stats.get("internal_errors", 0) + 1
+            )
+            log.exception("internal error in a timer")
         self.pump()
 
     def _send(self, data: bytes, dest: Address) -> None:
