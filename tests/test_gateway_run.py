@@ -12,9 +12,11 @@ dropped. The same 200 proves the gateway is still alive.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import errno
+import random
 import re
 import signal
 import socket
@@ -27,7 +29,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.sip.endpoint import Endpoint, EndpointSettings
 from gateway.sip.message import parse
+from gateway.sip.transport import ListenSpec, SipTransport
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures" / "sip" / "rfc4475"
@@ -478,3 +482,29 @@ def test_sigterm_stops_the_gateway_cleanly(tmp_path: Path) -> None:
     # The port is free again: the process closed its socket.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", port))
+
+
+# -- the one timer -----------------------------------------------------------------------------
+
+
+async def test_one_timer_survives_an_internal_error_in_a_timer() -> None:
+    # What `gateway run` runs: an Endpoint inside a SipTransport on a real loop. A bug that
+    # raises in one timer callback must not leave the endpoint's single timer unarmed, or every
+    # transaction of every call would freeze.
+    loop = asyncio.get_running_loop()
+    endpoint = Endpoint(EndpointSettings(), [], rng=random.Random(1))
+    transport = SipTransport(endpoint, lambda event: None)
+    await transport.listen(ListenSpec("udp", "127.0.0.1", 0))
+    later: asyncio.Future[float] = loop.create_future()
+
+    def bug(now: float) -> None:
+        raise RuntimeError("a bug in a timer callback")
+
+    try:
+        endpoint.schedule(loop.time() + 0.01, bug)
+        endpoint.schedule(loop.time() + 0.05, later.set_result)
+        transport.pump()
+        await asyncio.wait_for(later, 5.0)
+    finally:
+        await transport.close()
+    assert endpoint.stats["internal_errors"] == 1
