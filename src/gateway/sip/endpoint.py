@@ -293,6 +293,11 @@ class Endpoint:
                 # A second INVITE with our Call-ID but no To tag: a loop or a merged request.
                 self.respond(stx, response_for(request, 482), now)
                 return
+            if not request.contact:
+                # RFC 3261 section 8.1.1.8: an INVITE MUST carry a Contact, the dialog's remote
+                # target; without one, accept() could only raise when building the dialog.
+                self.respond(stx, response_for(request, 400, "Missing Contact"), now)
+                return
             self.calls[request.call_id] = invite.InboundCall.receive(self, stx, request, trunk, now)
             return
         if request.method == "OPTIONS":
