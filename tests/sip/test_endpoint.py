@@ -950,6 +950,17 @@ def test_stranger_flood_is_dropped_but_the_trunk_is_still_answered() -> None:
     assert len(answers_to(pair, STRANGER)) == 51
 
 
+def test_invite_without_contact_gets_400_not_an_incoming_call() -> None:
+    pair = Pair()
+    pair.inject(raw("INVITE", PROBE), PROBE)  # raw() writes no Contact
+    pair.run(0.1)
+
+    # RFC 3261 section 8.1.1.8: no Contact, no dialog to build; refused at once (accepting it
+    # later raised ParseError out of Endpoint.accept).
+    assert [s.kind for s in answers_to(pair, PROBE)] == ["400 INVITE"]
+    assert pair.of(IncomingCall) == []
+
+
 def test_bye_for_an_unknown_dialog_gets_481() -> None:
     pair = Pair()
     pair.inject(raw("BYE", PROBE, to_tag="nosuch"), PROBE)
