@@ -6,7 +6,8 @@ hash chain): latency p50/p99 one decision at a time, and decisions per second wi
 decisions in flight (they share transactions: group commit). Also times
 ``gateway consent import`` on a generated CSV. Prints one JSON object.
 
-Run: ``python -m bench.consent_bench --records 1000000 --backend sqlite``
+Run: ``python -m bench.consent_bench --records 1000000 --backend sqlite``; ``make bench`` calls
+:func:`run` (both backends, ``$GATEWAY_BENCH_RECORDS`` records, default 1,000,000)
 (``--records 1000000,10000000`` for both sizes; PostgreSQL at ``$GATEWAY_BENCH_PG``, default
 ``postgresql://postgres@127.0.0.1:5432/test``, in a schema of its own, dropped afterwards).
 """
@@ -189,6 +190,22 @@ async def run_backend(backend: str, sizes: list[int], args: argparse.Namespace) 
     return results
 
 
+def run() -> dict[str, float]:
+    """For ``make bench``: both backends at ``$GATEWAY_BENCH_RECORDS`` (default 1,000,000)."""
+    sizes = [int(s) for s in os.environ.get("GATEWAY_BENCH_RECORDS", "1000000").split(",")]
+    args = argparse.Namespace(decisions=4000, concurrency=64, import_rows=100_000, tmp=None)
+    flat: dict[str, float] = {}
+    for backend in ("sqlite", "postgres"):
+        for result in asyncio.run(run_backend(backend, sizes, args)):
+            assert isinstance(result, dict)
+            prefix = f"{backend}_{result['records']}_"
+            for group in ("decisions", "import"):
+                for key, value in result.get(group, {}).items():
+                    flat[f"{prefix}{group}_{key}"] = float(value)
+            flat[f"{prefix}seed_per_second"] = float(result["seed_per_second"])
+    return flat
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
@@ -200,10 +217,10 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.records.split(",")]
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    out = {"cpus": os.cpu_count(), "results": []}
+    results: list[object] = []
     for backend in backends:
-        out["results"] += asyncio.run(run_backend(backend, sizes, args))  # type: ignore[operator]
-    print(json.dumps(out, indent=2))
+        results += asyncio.run(run_backend(backend, sizes, args))
+    print(json.dumps({"cpus": os.cpu_count(), "results": results}, indent=2))
 
 
 if __name__ == "__main__":
