@@ -335,8 +335,7 @@ def test_nothing_is_left_once_a_call_has_ended(
         assert endpoint.calls == {}
         assert len(endpoint.transactions) == 0
         assert endpoint.get_timer() is None
-        assert endpoint._cancelled == set()
-        assert endpoint._pending == set()
+        assert len(endpoint._timers) == 0
 
 
 # -- digest authentication -------------------------------------------------------------------

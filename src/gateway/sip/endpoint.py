@@ -9,8 +9,6 @@ errors become responses here, at one boundary, and never escape to the transport
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,8 +19,15 @@ from gateway.sip.auth import DigestSession
 from gateway.sip.checks import check_request, check_response
 from gateway.sip.errors import SipError
 from gateway.sip.events import Address, Event, OptionsAnswered, TrunkStateChanged
-from gateway.sip.headers import Via
 from gateway.sip.message import Headers, Request, Response, parse, response_for
+from gateway.sip.routing import (
+    SourceFilter,
+    default_port,
+    destination,
+    fix_via,
+    response_destination,
+)
+from gateway.sip.scheduler import Scheduler
 from gateway.sip.transaction import (
     ClientTransaction,
     ServerTransaction,
@@ -98,7 +103,7 @@ class Endpoint:
         for t in trunks:
             uri = SipURI.parse(t.uri)
             transport = uri.transport or ("tls" if uri.scheme == "sips" else "udp")
-            address = Address(transport, uri.host_address, uri.port or _default_port(transport))
+            address = Address(transport, uri.host_address, uri.port or default_port(transport))
             auth = DigestSession(t.username, t.password) if t.username else None
             self.trunks[t.name] = _Trunk(t, uri, address, auth)
             for host in (uri.host_address, *t.sources):
@@ -117,13 +122,8 @@ class Endpoint:
         self._events: deque[Event] = deque()
         self._handlers: dict[ClientTransaction, ResponseHandler] = {}
         self._destinations: dict[object, Address] = {}
-        self._timers: list[tuple[float, int, Callable[[float], None]]] = []
-        self._cancelled: set[int] = set()
-        # Handles scheduled and neither fired nor cancelled: cancelling a handle that already
-        # fired must not leave it in _cancelled forever (one per call ended by a ring timeout).
-        self._pending: set[int] = set()
-        self._order = itertools.count()
-        self._strangers: dict[str, tuple[float, float]] = {}
+        self._timers = Scheduler()
+        self._strangers = SourceFilter(settings.stranger_rate)
 
     # -- what calls read (gateway.sip.session.Core) ---------------------------------------------
 
@@ -153,9 +153,7 @@ class Endpoint:
 
     def destination(self, uri: str, transport: str) -> Address:
         """Where a request for ``uri`` goes (RFC 3263 without DNS: the URI's host and port)."""
-        target = SipURI.parse(uri)
-        chosen = target.transport or ("tls" if target.scheme == "sips" else transport)
-        return Address(chosen, target.host_address, target.port or _default_port(chosen))
+        return destination(uri, transport)
 
     def destination_of(self, stx: ServerTransaction) -> Address:
         """The address (and connection) a server transaction's request came from."""
@@ -179,7 +177,7 @@ class Endpoint:
         """Handle one datagram, or one framed message of a stream, from ``source``."""
         self.stats["received"] += 1
         trunk = self._sources.get(source.host)
-        if trunk is None and not self._stranger_allowed(source.host, now):
+        if trunk is None and not self._strangers.allow(source.host, now):
             # Dropped before parsing: a flood from a stranger costs a dict look-up.
             self.stats["stranger_dropped"] += 1
             return
@@ -247,7 +245,7 @@ class Endpoint:
                 accepted_content_types=ACCEPTED_TYPES,
                 methods=ALLOWED_METHODS,
             )
-            _fix_via(request, source)
+            fix_via(request, source)
         except SipError as exc:
             self.stats["malformed"] += 1
             if request.method != "ACK":  # an ACK is never answered (section 17.2.3)
@@ -368,7 +366,7 @@ class Endpoint:
         if messages:
             dest = self._destinations[tx]
             if isinstance(tx, ServerTransaction):
-                dest = _response_destination(tx.request, dest)
+                dest = response_destination(tx.request, dest)
             for m in messages:
                 self._out.append((bytes(m), dest))
         if tx.terminated:
@@ -391,10 +389,10 @@ class Endpoint:
         # A top Via too broken to read (RFC 4475 sections 3.1.2.1 and 3.1.2.16) is copied as it
         # came, and the answer goes to the source address (see _response_destination).
         with contextlib.suppress(SipError):
-            _fix_via(request, source)
+            fix_via(request, source)
         response = response_for(request, status, reason, to_tag=self.tag(), headers=headers)
         response.headers.add("Server", self.settings.user_agent)
-        self._out.append((bytes(response), _response_destination(request, source)))
+        self._out.append((bytes(response), response_destination(request, source)))
 
     def capabilities(self, response: Response) -> Response:
         """Add Allow, Accept and Supported (RFC 3261 section 11.2: the answer to OPTIONS)."""
@@ -407,10 +405,7 @@ class Endpoint:
 
     def get_timer(self) -> float | None:
         """The earliest deadline of every transaction and call timer."""
-        heap = self._timers
-        while heap and heap[0][1] in self._cancelled:
-            self._cancelled.discard(heapq.heappop(heap)[1])
-        mine = heap[0][0] if heap else None
+        mine = self._timers.get_timer()
         theirs = self.transactions.get_timer()
         if mine is None:
             return theirs
@@ -428,26 +423,14 @@ class Endpoint:
                 call = self.calls.get(tx.request.call_id)
                 if call is not None:
                     call.server_timeout(tx, now)
-        heap = self._timers
-        while heap and heap[0][0] <= now:
-            _, handle, fn = heapq.heappop(heap)
-            if handle in self._cancelled:
-                self._cancelled.discard(handle)
-                continue
-            self._pending.discard(handle)
-            fn(now)
+        self._timers.fire(now)
 
     def schedule(self, deadline: float, fn: Callable[[float], None]) -> int:
         """Call ``fn(now)`` at ``deadline``; returns a handle for :meth:`cancel_timer`."""
-        handle = next(self._order)
-        heapq.heappush(self._timers, (deadline, handle, fn))
-        self._pending.add(handle)
-        return handle
+        return self._timers.schedule(deadline, fn)
 
     def cancel_timer(self, handle: int | None) -> None:
-        if handle is not None and handle in self._pending:
-            self._pending.discard(handle)
-            self._cancelled.add(handle)
+        self._timers.cancel(handle)
 
     def transport_error(self, destination: Address, now: float) -> None:
         """The transport could not reach ``destination``: fail its client transactions (503)."""
@@ -610,59 +593,3 @@ class Endpoint:
         if t.up is not up:
             t.up = up
             self.emit(TrunkStateChanged(t.settings.name, up, status, rtt if up else None, now))
-
-    def _stranger_allowed(self, host: str, now: float) -> bool:
-        # A token bucket per source address: ``stranger_rate`` answers per second, burst of as
-        # many; the table is pruned when it grows so a spoofed flood cannot exhaust memory.
-        rate = float(self.settings.stranger_rate)
-        tokens, last = self._strangers.get(host, (rate, now))
-        tokens = min(rate, tokens + (now - last) * rate)
-        allowed = tokens >= 1.0
-        self._strangers[host] = (tokens - 1.0 if allowed else tokens, now)
-        if len(self._strangers) > 10000:
-            self._strangers.clear()
-        return allowed
-
-
-def _default_port(transport: str) -> int:
-    return 5061 if transport == "tls" else 5060
-
-
-def _fix_via(request: Request, source: Address) -> None:
-    """RFC 3261 section 18.2.1 and RFC 3581 section 4: note where the request came from."""
-    values = request.headers.get_all("Via")
-    if not values:
-        return
-    top = Via.parse(values[0])
-    changed = False
-    if top.host.strip("[]") != source.host:
-        top.params["received"] = source.host
-        changed = True
-    if "rport" in top.params and top.params["rport"] is None:
-        top.params["rport"] = str(source.port)
-        top.params["received"] = source.host
-        changed = True
-    if changed:
-        request.headers.remove("Via")
-        request.headers.add("Via", str(top))
-        for value in values[1:]:
-            request.headers.add("Via", value)
-
-
-def _response_destination(request: Request, source: Address) -> Address:
-    """Where the answer to ``request`` goes (RFC 3261 section 18.2.2, RFC 3581 section 4).
-
-    Over a stream, back on the connection the request came on. Over UDP, to the source address
-    at the port of ``rport`` when present, else at the sent-by port (5060 when none).
-    """
-    if source.transport != "udp":
-        return source
-    try:
-        top = request.top_via
-    except SipError:
-        return source
-    host = top.params.get("received") or source.host
-    rport = top.params.get("rport")
-    if rport:
-        return Address("udp", host, int(rport))
-    return Address("udp", host, top.port or 5060)
