@@ -64,6 +64,7 @@ class KamailioFactory(Protocol):
         callee: str,
         transports: Sequence[Transport] = ("udp", "tcp", "tls"),
         algorithm: Literal["MD5", "SHA-256"] = "MD5",
+        children: int = 1,
         extra_args: Sequence[str] = (),
     ) -> KamailioTrunk: ...
 
@@ -148,6 +149,7 @@ def kamailio_trunk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[K
         callee: str,
         transports: Sequence[Transport] = ("udp", "tcp", "tls"),
         algorithm: Literal["MD5", "SHA-256"] = "MD5",
+        children: int = 1,
         extra_args: Sequence[str] = (),
     ) -> KamailioTrunk:
         return started.add(
@@ -160,6 +162,7 @@ def kamailio_trunk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[K
                 certificates=(
                     request.getfixturevalue("tls_certificates") if "tls" in transports else None
                 ),
+                children=children,
                 extra_args=extra_args,
             )
         )

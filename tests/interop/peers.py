@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -94,19 +95,39 @@ def _bindable(port: int, kinds: Iterable[int]) -> bool:
             s.close()
 
 
-def free_port(*, udp: bool = True, tcp: bool = True) -> int:
-    """A loopback port that is free for UDP and/or TCP now and was not handed out before in this
-    process.
+def _port_pool() -> list[int]:
+    """Ports below the kernel's ephemeral range, minus 26000-26999 (baresip's RTP range).
 
-    The kernel picks it (bind to port 0), so parallel test runs do not collide on fixed numbers.
+    The kernel hands ephemeral ports to connect() and bind(0) at any time: one taken from there
+    could be grabbed by someone's outgoing socket before our peer binds it.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return [p for p in range(10000, min(low, 65536)) if not 26000 <= p < 27000]
+
+
+_POOL = _port_pool()
+_random = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
+def free_port(*, udp: bool = True, tcp: bool = True) -> int:
+    """A loopback port free for UDP and/or TCP now, never handed out before in this process.
+
+    Drawn at random below the ephemeral range (see _port_pool), so parallel test runs do not collide
+    on fixed numbers and no outgoing connection takes it between this call and the peer's bind().
     """
     kinds = ([socket.SOCK_DGRAM] if udp else []) + ([socket.SOCK_STREAM] if tcp else [])
     if not kinds:
         raise ValueError("free_port needs udp or tcp")
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kinds[0]) as s:
-            s.bind((LOOPBACK, 0))
-            port = int(s.getsockname()[1])
+    for _ in range(500):
+        if len(_POOL) > 1000:
+            port = _random.choice(_POOL)
+        else:  # odd ip_local_port_range: let the kernel choose
+            with socket.socket(socket.AF_INET, kinds[0]) as s:
+                s.bind((LOOPBACK, 0))
+                port = int(s.getsockname()[1])
         with _ports_lock:
             if port in _handed_out or not _bindable(port, kinds):
                 continue
@@ -601,6 +622,7 @@ class KamailioTrunk(PeerProcess):
         transports: Sequence[Transport] = ("udp", "tcp", "tls"),
         algorithm: Literal["MD5", "SHA-256"] = "MD5",
         certificates: TlsCertificates | None = None,
+        children: int = 1,
         extra_args: Sequence[str] = (),
     ) -> None:
         binary = require_binary("kamailio", "kamailio")
@@ -628,6 +650,8 @@ class KamailioTrunk(PeerProcess):
             "CALLEE_ADDR": f'"{callee}"',
             "AUTH_ALGO": f'"{algorithm}"',
             "CTL_SOCK": f'"unix:{self.ctl_socket}"',
+            # UDP workers: 1 keeps a callee's back-to-back 180 and 200 in order (see the cfg)
+            "TRUNK_CHILDREN": str(children),
         }
         listen: list[str] = []
         if self.udp_port is not None:
