@@ -320,14 +320,22 @@ class FakeLoop:
         return FakeTransport(port, self.sent[port], self), factory()
 
 
-def test_engine_clock_an_hour_of_simulated_time_no_drift_and_no_bursts() -> None:
+@pytest.mark.parametrize(("phases", "seconds"), [(1, 3600.0), (10, 120.0)])
+def test_engine_clock_on_a_fake_loop_no_drift_and_no_bursts(phases: int, seconds: float) -> None:
+    """An hour of simulated time with one slot per period; two minutes with ten."""
     loop = FakeLoop(now=5000.0)
     rng = random.Random(6)
 
     async def open_two() -> tuple[RtpStream, RtpStream]:
         engine = MediaEngine(
-            host="127.0.0.1", port_min=0, port_max=0, rng=rng, loop=loop, inband=False
-        )  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port_min=0,
+            port_max=0,
+            rng=rng,
+            loop=loop,  # type: ignore[arg-type]
+            inband=False,
+            phases=phases,
+        )
         a = await engine.open_stream()
         b = await engine.open_stream()
         for s, other in ((a, b), (b, a)):
@@ -341,14 +349,17 @@ def test_engine_clock_an_hour_of_simulated_time_no_drift_and_no_bursts() -> None
         return a, b
 
     a, b = asyncio.run(open_two())
-    origin = a.session.origin
-    assert b.session.origin == origin  # both on the same tick grid
+    end = a.session.origin + seconds
+    if phases == 1:
+        assert b.session.origin == a.session.origin  # both on the same grid
+    else:
+        assert b.session.origin - a.session.origin == pytest.approx(0.02 / phases)
     stalls = 0
     wakes = 0
-    while loop.timers and loop.timers[0][0] < origin + 3600.0:
+    while loop.timers and loop.timers[0][0] < end:
         when, _, callback = heapq.heappop(loop.timers)
         wakes += 1
-        lateness = rng.uniform(0.0, 0.012)
+        lateness = rng.uniform(0.0, 0.012 / phases)
         if wakes % 5000 == 0:  # now and then the process stalls for 70 ms
             lateness = 0.07
             stalls += 1
@@ -357,20 +368,26 @@ def test_engine_clock_an_hour_of_simulated_time_no_drift_and_no_bursts() -> None
         callback()
         # One frame per stream per wake-up, never a burst.
         assert all(len(sent) - before[port] <= 1 for port, sent in loop.sent.items())
+    assert stalls > 0
     for stream in (a, b):
         sent = loop.sent[stream.local_port]
         packets = [RtpPacket.parse(d) for _, d in sent]
         sender = stream.session.sender
+        origin = stream.session.origin
+        frames = []
         for (at, _), packet in zip(sent, packets, strict=True):
-            # The timestamp is the frame's place on the absolute grid: each packet leaves within
-            # 12 ms of that place, after an hour as after a second (no drift). After a stall the
-            # frame sent is the latest one due (70 ms late = 3 ticks skipped + 10 ms).
+            # The timestamp is the frame's place on the stream's absolute 20 ms grid: each
+            # packet leaves within a wake-up's lateness of that place, after an hour as after a
+            # second (no drift); after a stall, the frame sent is the latest one due.
             frame = round(((packet.timestamp - sender.timestamp0) & 0xFFFFFFFF) / 160)
-            lateness = at - (origin + frame * 0.02)
-            assert -1e-9 <= lateness <= 0.0121
+            frames.append(frame)
+            assert -1e-9 <= at - (origin + frame * 0.02) <= (0.0121 if phases == 1 else 0.0201)
         seqs = [p.sequence_number for p in packets]
         assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
-        # 70 ms late: ticks missed (3) are skipped, one frame is sent.
-        assert len(packets) == 180_000 - 3 * stalls
-        assert stream.stats.frames_skipped == 3 * stalls
-    assert loop.timers[0][0] == pytest.approx(origin + 3600.0, abs=1e-6)
+        # Every frame of the period was sent or counted as skipped, none twice.
+        assert frames == sorted(set(frames))
+        assert len(packets) + stream.stats.frames_skipped == frames[-1] + 1
+        if phases == 1:  # 70 ms late: 3 frames skipped, one sent
+            assert len(packets) == 180_000 - 3 * stalls
+            assert stream.stats.frames_skipped == 3 * stalls
+    assert loop.timers[0][0] == pytest.approx(end, abs=0.02)

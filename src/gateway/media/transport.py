@@ -35,10 +35,7 @@ __all__ = ["MediaEngine", "RtpStream"]
 log = logging.getLogger(__name__)
 
 _Address = tuple[str, int]
-#: Run the in-band detector every 5 ticks (100 ms): numpy calls cost the same for 1 stream or
-#: 1,000, so batching more audio per call is what makes detection cheap.
-_DETECT_EVERY = 5
-#: Look at RTCP deadlines every 25 ticks (0.5 s): they are seconds apart.
+#: Look at RTCP deadlines every 25 periods (0.5 s): they are seconds apart.
 _RTCP_EVERY = 25
 
 
@@ -194,7 +191,11 @@ class MediaEngine:
     ``port_min`` and ``port_max`` bound the RTP ports (even; RTCP takes the odd one above);
     ``port_min=0`` lets the system choose. ``latch`` sends to where the far end's packets
     come from (NAT). ``rng`` draws SSRCs, first sequence numbers and timestamps, and RTCP
-    intervals. ``inband`` turns the in-band DTMF detector on.
+    intervals. ``inband`` turns the in-band DTMF detector on. ``phases`` cuts the 20 ms
+    period into slots that streams share out, so each wake-up sends a fraction of the packets.
+
+    The in-band detector runs once a period, on the 100 ms blocks of audio completed since: the
+    streams' blocks complete at different times, so each run takes a share of them.
     """
 
     def __init__(
@@ -208,6 +209,7 @@ class MediaEngine:
         latch: bool = True,
         inband: bool = True,
         cname: str | None = None,
+        phases: int = 10,
     ) -> None:
         if port_min and (port_min > port_max or port_max > 65535 or port_min < 1024):
             raise ValueError(f"RTP port range {port_min}-{port_max} is not usable")
@@ -219,7 +221,7 @@ class MediaEngine:
         self.latch = latch
         self.cname = cname or f"gateway@{host}"
         self.bank = ToneBank() if inband else None
-        self._pacer: Pacer[RtpStream] = Pacer(self.loop.time())
+        self._pacer: Pacer[RtpStream] = Pacer(self.loop.time(), phases=phases)
         self._streams: dict[RtpStream, None] = {}
         self._ports: set[int] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -335,11 +337,13 @@ class MediaEngine:
     def _tick(self) -> None:
         self._timer = None
         now = self.loop.time()
-        tick, due = self._pacer.wake(now)
-        lateness = self.lateness
-        lateness.append(now - self._pacer.deadline(tick))
-        if len(lateness) > 10_000:
-            del lateness[:5_000]
+        if self._timer_at is not None:
+            lateness = self.lateness
+            lateness.append(now - self._timer_at)
+            if len(lateness) > 10_000:
+                del lateness[:5_000]
+        slot = self._pacer.slot_at(now)
+        due = self._pacer.wake(now)
         for stream, n in due:
             session = stream.session
             data = session.frame(n)
@@ -347,12 +351,12 @@ class MediaEngine:
                 stream._rtp.sendto(data, session.remote)
             if session.events:
                 stream._flush()
-        # Deadlines, not multiples of the tick: a late wake-up may skip any tick.
-        if tick >= self._next_detect and self.bank is not None:
-            self._next_detect = tick + _DETECT_EVERY
+        # Deadlines, not multiples of the slot: a late wake-up may skip any slot.
+        if slot >= self._next_detect and self.bank is not None:
+            self._next_detect = slot + self._pacer.phases
             self._detect()
-        if tick >= self._next_rtcp:
-            self._next_rtcp = tick + _RTCP_EVERY
+        if slot >= self._next_rtcp:
+            self._next_rtcp = slot + _RTCP_EVERY * self._pacer.phases
             self._send_rtcp(now)
         self._arm()
 
