@@ -113,6 +113,20 @@ class MediaConfig:
     telephone_event_payload_type: int = 101
     #: Send to where the far end's packets come from (NAT), rather than to its SDP address.
     latch: bool = True
+    #: Slots the 20 ms send period is cut into, shared out among calls (smaller send bursts).
+    send_phases: int = 10
+    #: Listen for DTMF tones in the audio too, besides RFC 4733 events and SIP INFO.
+    inband_dtmf: bool = True
+    #: Loudness prompts are normalised to, dBFS (gated mean power; a full-scale sine is -3).
+    prompt_loudness_dbfs: float = -20.0
+    #: Ceiling of the prompts' peak limiter, dBFS.
+    prompt_peak_dbfs: float = -1.0
+    #: Longest prompt accepted, seconds.
+    prompt_max_seconds: float = 300.0
+    #: Largest prompt file accepted, bytes.
+    prompt_max_bytes: int = 50000000
+    #: Directory of converted prompts, named by content hash ("" = convert every time).
+    prompt_cache_dir: str = ""
 
 
 @dataclass(frozen=True)
