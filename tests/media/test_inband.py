@@ -242,29 +242,3 @@ def music(seed: int, notes: int = 400) -> Signal:
 @pytest.mark.parametrize("seed", range(6))
 def test_no_digit_in_music_like_signals(seed: int) -> None:
     assert detect_tones(through_pcmu(music(seed))) == []
-
-
-def test_the_bank_detects_streams_that_come_and_go_in_one_batch() -> None:
-    from gateway.media.inband import ToneBank
-
-    bank = ToneBank(block=800, capacity=2)
-    a, b = bank.open(), bank.open()
-    c = bank.open()  # grows past the first capacity
-    assert len({a, b, c}) == 3
-    audio_a = through_pcmu(np.concatenate([silence(100), tone("1", 60), silence(300)]))
-    audio_c = through_pcmu(np.concatenate([silence(200), tone("#", 60), silence(200)]))
-    events = []
-    for i in range(0, audio_a.size, 160):  # frames arrive one by one, as from the network
-        bank.push(a, audio_a[i : i + 160])
-        bank.push(b, np.zeros(160))
-        bank.push(c, audio_c[i : i + 160])
-        events += bank.run()
-    assert [(slot, e.digit) for slot, e in events] == [(a, "1"), (c, "#")]
-    assert [e.start for _, e in events] == pytest.approx([0.1, 0.2], abs=0.01)
-    bank.close(a)
-    d = bank.open()  # reuses a's slot, from a clean state and time 0
-    assert d == a
-    bank.push(d, np.concatenate([silence(50), tone("9", 60), silence(300)]))
-    (slot, event), *others = bank.run()
-    assert (slot, event.digit, others) == (d, "9", [])
-    assert event.start == pytest.approx(0.05, abs=0.01)

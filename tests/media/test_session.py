@@ -10,7 +10,7 @@ import pytest
 
 from gateway.media import g711
 from gateway.media.events import DtmfReceived, SegmentEnded, SegmentStarted
-from gateway.media.inband import DIGITS, HIGH_GROUP, LOW_GROUP, ToneBank
+from gateway.media.inband import DIGITS, HIGH_GROUP, LOW_GROUP
 from gateway.media.player import Player, Segment
 from gateway.media.prompts import Prompt
 from gateway.media.rtcp import (
@@ -22,6 +22,7 @@ from gateway.media.rtcp import (
 )
 from gateway.media.rtp import RtpPacket
 from gateway.media.session import MediaSession
+from gateway.media.tonebank import ToneBank
 
 A = ("10.0.0.1", 20000)
 B = ("10.0.0.2", 30000)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from . import g711
 from .dtmf import TelephoneEventReceiver, dtmf_from_info, telephone_event_payloads
 from .events import DtmfReceived, MediaEvent
-from .inband import ToneBank
 from .player import Player
 from .rtcp import (
     SDES_CNAME,
@@ -33,6 +32,7 @@ from .rtcp import (
     parse_compound,
 )
 from .rtp import RtpPacket, RtpSender
+from .tonebank import ToneBank
 
 __all__ = ["MediaSession", "StreamStats"]
 

@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 from .clock import Pacer
 from .events import MediaEvent
-from .inband import ToneBank
 from .player import Player
 from .session import MediaSession, StreamStats
+from .tonebank import ToneBank
 
 __all__ = ["MediaEngine", "RtpStream"]
 
