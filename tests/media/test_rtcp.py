@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.media.rtcp import (
@@ -182,3 +184,28 @@ def test_lsr_and_dlsr_come_from_the_last_sender_report() -> None:
     block = stats.report_block(now=11.5)
     assert block.lsr == 0x2345_6789
     assert block.dlsr == int(1.5 * 65536)
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("name", ["rtcp_baresip_sr_sdes.bin", "rtcp_baresip_bye_sdes.bin"])
+def test_baresip_compound_packets_round_trip_byte_for_byte(name: str) -> None:
+    # Captured on loopback from baresip 1.0.0 (Debian 12) in a call with a SIPp caller.
+    data = (DATA / name).read_bytes()
+    packets = parse_compound(data)
+    assert b"".join(bytes(p) for p in packets) == data
+    sdes = packets[1]
+    assert isinstance(sdes, SourceDescription)
+    assert sdes.cname(0xAA5CE5CC) == b"sip:callee@127.0.0.1:15972"
+
+
+def test_baresip_sender_report_and_bye_fields() -> None:
+    sr = parse_compound((DATA / "rtcp_baresip_sr_sdes.bin").read_bytes())[0]
+    assert sr == SenderReport(0xAA5CE5CC, 0xEEB64D94DB505D0F, 45923, 250, 40000, ())
+    bye = parse_compound((DATA / "rtcp_baresip_bye_sdes.bin").read_bytes())[0]
+    assert bye == Goodbye((0xAA5CE5CC,), b"Adjo")
+
+
+def test_baresip_app_ping_is_skipped() -> None:
+    assert parse_compound((DATA / "rtcp_baresip_app.bin").read_bytes()) == []
