@@ -315,3 +315,26 @@ def test_start_checks_codec_and_dtmf_needs_a_payload_type() -> None:
     )
     with pytest.raises(ValueError, match="telephone-event"):
         s.send_dtmf("1")
+
+
+def test_packets_before_start_are_ignored() -> None:
+    early = MediaSession(rng=random.Random(9), cname="e", bank=ToneBank())
+    pair = make_pair([])
+    data = pair.a.frame(0)
+    assert data is not None
+    early.receive_rtp(data, A, 5.0)
+    assert early.remote is None
+    assert early.stats.packets_received == 0
+
+
+def test_frames_skipped_while_on_hold_do_not_skip_audio() -> None:
+    prompt = speech_like_prompt(0.2)  # 10 frames
+    pair = make_pair([Segment("m", prompt)])
+    sent = [pair.a.frame(n) for n in range(3)]
+    pair.a.hold()
+    assert pair.a.frame(4) is None  # frame 3 skipped by a late wake-up, then on hold
+    pair.a.resume()
+    sent += [pair.a.frame(n) for n in range(5, 12)]
+    payloads = [RtpPacket.parse(d).payload for d in sent if d is not None]
+    assert b"".join(payloads) == prompt.encoded("PCMU")
+    assert pair.a.stats.frames_skipped == 1

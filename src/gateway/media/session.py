@@ -186,11 +186,12 @@ class MediaSession:
         """The datagram of frame ``n`` (due at ``origin + n * 20 ms``), None when not sending."""
         if not self.started:
             return None
-        if self._last_frame >= 0 and n > self._last_frame + 1:
-            self.stats.frames_skipped += n - self._last_frame - 1
+        advance = n - self._last_frame
+        if self._last_frame >= 0 and advance > 1:
+            self.stats.frames_skipped += advance - 1
         self._last_frame = n
         if not self.sending:
-            self._player_offset += 1  # the player waits: its frames do not advance
+            self._player_offset += advance  # the player waits: its frames do not advance
             return None
         payload = self.player.frame(n - self._player_offset)
         if self.player.events:
@@ -236,7 +237,9 @@ class MediaSession:
                 return
             payload_type, seq = packet.payload_type, packet.sequence_number
             timestamp, ssrc, payload = packet.timestamp, packet.ssrc, packet.payload
-        if self.latch and not self._rtp_latched and self.started:
+        if not self.started:
+            return  # early media before the answer: nothing to report yet, nowhere to latch
+        if self.latch and not self._rtp_latched:
             # Symmetric RTP (RFC 4961) behind NAT: answer where the packets come from.
             self.remote = addr
             self._rtp_latched = True
