@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.media.dtmf import (
     TelephoneEvent,
@@ -148,3 +152,32 @@ def test_info_bodies_give_the_key(content_type: str, body: str | bytes, digit: s
 )
 def test_info_bodies_without_a_key_give_none(content_type: str, body: str) -> None:
     assert dtmf_from_info(content_type, body, 0.0) is None
+
+
+@given(
+    presses=st.lists(
+        st.tuples(st.sampled_from("0123456789*#ABCD"), st.integers(0, 2), st.integers(2, 12)),
+        min_size=1,
+        max_size=8,
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_any_sequence_with_loss_duplicates_and_reordering_gives_each_press_once(
+    presses: list[tuple[str, int, int]], seed: int
+) -> None:
+    """Presses (key, SSRC, length in packet times), each keeping at least one packet, with
+    random losses, duplicates and swaps of neighbours: one report per press, in order."""
+    rng = random.Random(seed)
+    stream: list[RtpPacket] = []
+    timestamp, seq = rng.getrandbits(32), rng.getrandbits(16)
+    for digit, ssrc, length in presses:
+        packets = _packets(digit, ssrc, timestamp, seq, duration=0.02 * length)
+        kept = [p for p in packets if rng.random() > 0.4] or [rng.choice(packets)]
+        kept += [rng.choice(kept) for _ in range(rng.randrange(3))]  # duplicates, late
+        for i in range(len(kept) - 1):
+            if rng.random() < 0.2:
+                kept[i], kept[i + 1] = kept[i + 1], kept[i]
+        stream += kept
+        timestamp = (timestamp + 160 * (length + 3)) & 0xFFFFFFFF  # the next press, later
+        seq = (seq + len(packets)) & 0xFFFF
+    assert _digits(TelephoneEventReceiver(), stream) == [d for d, _, _ in presses]
