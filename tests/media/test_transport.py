@@ -391,3 +391,33 @@ def test_engine_clock_on_a_fake_loop_no_drift_and_no_bursts(phases: int, seconds
             assert len(packets) == 180_000 - 3 * stalls
             assert stream.stats.frames_skipped == 3 * stalls
     assert loop.timers[0][0] == pytest.approx(end, abs=0.02)
+
+
+def test_a_failing_stream_does_not_stop_the_clock_of_the_others(
+    run: Callable[[Callable[[], Awaitable[None]]], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        engine = MediaEngine(host="127.0.0.1", port_min=0, port_max=0, rng=random.Random(7))
+        a, b = await pair(engine, Player("PCMU"))
+        broken = await engine.open_stream("broken-call")
+        broken.start(
+            remote=("127.0.0.1", 9),
+            payload_type=0,
+            codec="PCMU",
+            telephone_event_pt=None,
+            player=Player("PCMU"),
+        )
+
+        def fail(n: int) -> bytes | None:
+            raise RuntimeError("bug")
+
+        broken.session.frame = fail  # type: ignore[method-assign]
+        # a keeps playing to its end, b keeps hearing it, while broken fails at every frame
+        a.player.enqueue(Segment("tone", dtmf_prompt("6")))
+        event = await next_event(b, DtmfReceived)
+        assert (event.digit, event.how) == ("6", "inband")
+        await next_event(a, SegmentEnded)
+        await engine.close()
+
+    run(main)
+    assert caplog.text.count("broken-call: frame") > 5

@@ -336,21 +336,29 @@ class MediaEngine:
 
     def _tick(self) -> None:
         self._timer = None
-        now = self.loop.time()
+        try:
+            self._serve(self.loop.time())
+        finally:
+            # Whatever went wrong with one stream, the clock of all the others keeps going.
+            self._arm()
+
+    def _serve(self, now: float) -> None:
         if self._timer_at is not None:
             lateness = self.lateness
             lateness.append(now - self._timer_at)
             if len(lateness) > 10_000:
                 del lateness[:5_000]
         slot = self._pacer.slot_at(now)
-        due = self._pacer.wake(now)
-        for stream, n in due:
+        for stream, n in self._pacer.wake(now):
             session = stream.session
-            data = session.frame(n)
-            if data is not None and session.remote is not None:
-                stream._rtp.sendto(data, session.remote)
-            if session.events:
-                stream._flush()
+            try:
+                data = session.frame(n)
+                if data is not None and session.remote is not None:
+                    stream._rtp.sendto(data, session.remote)
+                if session.events:
+                    stream._flush()
+            except Exception:
+                log.exception("%s: frame %d not sent", stream.label, n)
         # Deadlines, not multiples of the slot: a late wake-up may skip any slot.
         if slot >= self._next_detect and self.bank is not None:
             self._next_detect = slot + self._pacer.phases
@@ -358,7 +366,6 @@ class MediaEngine:
         if slot >= self._next_rtcp:
             self._next_rtcp = slot + _RTCP_EVERY * self._pacer.phases
             self._send_rtcp(now)
-        self._arm()
 
     def _detect(self) -> None:
         assert self.bank is not None
