@@ -198,6 +198,7 @@ def test_rtcp_reports_give_far_end_loss_jitter_and_rtt() -> None:
     assert a_stats.rtcp_sent >= 2 and b_stats.rtcp_received >= 2
     assert a_stats.packets_sent == 800
     assert b_stats.packets_received == 790
+    assert b_stats.last_received == pytest.approx(pair.now - 0.02 + 0.001)
 
 
 def test_reports_are_about_5_seconds_apart_and_randomised() -> None:

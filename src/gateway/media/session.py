@@ -69,6 +69,8 @@ class StreamStats:
     rtcp_sent: int = 0
     rtcp_received: int = 0
     malformed: int = 0
+    #: When the far end's last RTP packet came (monotonic seconds), for an RTP timeout.
+    last_received: float | None = None
 
 
 class MediaSession:
@@ -249,8 +251,10 @@ class MediaSession:
                 self._sources.pop(next(iter(self._sources)))
             stats = self._sources[ssrc] = ReceptionStats(ssrc)
         stats.receive(seq, timestamp, now)
-        self.stats.packets_received += 1
-        self.stats.octets_received += len(payload)
+        stats_out = self.stats
+        stats_out.packets_received += 1
+        stats_out.octets_received += len(payload)
+        stats_out.last_received = now
         if payload_type == self.telephone_event_pt:
             packet = RtpPacket(payload_type, seq, timestamp, ssrc, payload)
             event = self._te_receiver.receive(packet, now - self.origin)
