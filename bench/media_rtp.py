@@ -2,7 +2,7 @@
 
 - ``rtp_parse_per_s``, ``rtp_serialise_per_s``, ``rtp_sender_per_s``: packets per second on one
   core (:class:`RtpPacket` parse and ``bytes``; :meth:`RtpSender.next_packet`, the hot path).
-- ``pace_<N>_*``: N streams paced by one :class:`MediaEngine` on uvloop (10 phases a period),
+- ``pace_<N>_*``: N streams paced by one :class:`MediaEngine` on uvloop (20 phases a period),
   sending PCMU to a loopback sink for a few seconds: wake-up lateness p99 (uvloop's timers
   have a 1 ms grain), duration of a wake-up p99, and the lateness of the last packet of a
   wake-up p99 (wake-up lateness + its duration), CPU share.

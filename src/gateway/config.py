@@ -114,7 +114,7 @@ class MediaConfig:
     #: Send to where the far end's packets come from (NAT), rather than to its SDP address.
     latch: bool = True
     #: Slots the 20 ms send period is cut into, shared out among calls (smaller send bursts).
-    send_phases: int = 10
+    send_phases: int = 20
     #: Listen for DTMF tones in the audio too, besides RFC 4733 events and SIP INFO.
     inband_dtmf: bool = True
     #: Loudness prompts are normalised to, dBFS (gated mean power; a full-scale sine is -3).

@@ -209,7 +209,7 @@ class MediaEngine:
         latch: bool = True,
         inband: bool = True,
         cname: str | None = None,
-        phases: int = 10,
+        phases: int = 20,
     ) -> None:
         if port_min and (port_min > port_max or port_max > 65535 or port_min < 1024):
             raise ValueError(f"RTP port range {port_min}-{port_max} is not usable")
