@@ -1,8 +1,9 @@
 """The only asyncio module of media/: RTP and RTCP sockets, and the one send clock.
 
 :class:`MediaEngine` (one per process) allocates ports and runs one timer for every stream:
-at each 20 ms deadline of :class:`~gateway.media.clock.Pacer` it asks each stream's
-:class:`~gateway.media.session.MediaSession` for its datagram and sends it, then re-arms one
+at each deadline of :class:`~gateway.media.clock.Pacer` (the 20 ms period cut into phases that
+the streams share out) it asks each stream due for its
+:class:`~gateway.media.session.MediaSession`'s datagram and sends it, then re-arms one
 ``call_at`` on the next absolute deadline. Received datagrams go straight to their session with
 ``loop.time()``. It runs on uvloop or on the default loop alike (the loop is the caller's).
 
