@@ -21,6 +21,7 @@ __all__ = [
     "alaw_encode",
     "decode",
     "encode",
+    "silence_byte",
     "ulaw_decode",
     "ulaw_encode",
 ]
