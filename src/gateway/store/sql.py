@@ -3,7 +3,7 @@
 Each backend gives transactions (:meth:`SqlStore._write`, :meth:`SqlStore._read`) whose ``Tx``
 runs ``?``-style SQL; the backend makes the write transactions exclusive for what they touch:
 SQLite with ``BEGIN IMMEDIATE`` (one writer per database, any number of processes), PostgreSQL
-with an advisory lock on (advertiser, number) and ``SELECT ... FOR UPDATE`` of the chain head.
+with an advisory lock on each number concerned and ``SELECT ... FOR UPDATE`` of the chain head.
 """
 
 from __future__ import annotations
@@ -80,12 +80,14 @@ class SqlStore(AuditReads):
         every recorded opposition would silently stop matching."""
         check = common.key_check(self._key)
         async with self._write() as tx:
+            # The first process to open the database records the key (a race is harmless).
+            await tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('opposition_key_check', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                check,
+            )
             rows = await tx.fetch("SELECT value FROM meta WHERE key = 'opposition_key_check'")
-            if not rows:
-                await tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('opposition_key_check', ?)", check
-                )
-            elif rows[0]["value"] != check:
+            if rows[0]["value"] != check:
                 raise StoreError(
                     "the opposition key differs from the one this database was created with"
                 )
@@ -188,18 +190,9 @@ class SqlStore(AuditReads):
 
     async def records_for(self, number: str) -> list[LegalBasisRecord]:
         async with self._read() as tx:
-            return await self._records(tx, number, None)
-
-    async def _records(self, tx: Tx, number: str, advertiser: str | None) -> list[LegalBasisRecord]:
-        if advertiser is None:
             rows = await tx.fetch(
                 "SELECT id, version, data FROM legal_basis WHERE number = ? ORDER BY id", number
             )
-        else:
-            rows = await tx.fetch(
-                "SELECT id, version, data FROM legal_basis WHERE number = ? AND advertiser = ?",
-                number, advertiser,
-            )  # fmt: skip
         return [
             record_from_json(str(r["data"]), int(str(r["id"])), int(str(r["version"])))
             for r in rows
