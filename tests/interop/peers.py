@@ -739,10 +739,16 @@ class BaresipCallee(PeerProcess):
     name = "baresip"
 
     def __init__(
-        self, workdir: Path, *, sip_port: int | None = None, ctrl_port: int | None = None
+        self,
+        workdir: Path,
+        *,
+        sip_port: int | None = None,
+        ctrl_port: int | None = None,
+        user: str = "callee",
     ) -> None:
         binary = require_binary("baresip", "baresip-core")
         self.host = LOOPBACK
+        self.user = user
         self.sip_port = sip_port if sip_port is not None else free_port()
         self.ctrl_port = ctrl_port if ctrl_port is not None else free_port(udp=False, tcp=True)
         confdir = workdir / "baresip"
@@ -757,7 +763,7 @@ class BaresipCallee(PeerProcess):
         (confdir / "config").write_text(config)
         accounts = (confdir / "accounts").read_text()
         accounts = re.sub(
-            r"<sip:callee@[^>]*>", f"<sip:callee@{LOOPBACK}:{self.sip_port}>", accounts
+            r"<sip:callee@[^>]*>", f"<sip:{user}@{LOOPBACK}:{self.sip_port}>", accounts
         )
         (confdir / "accounts").write_text(accounts)
         super().__init__([binary, "-f", str(confdir)], workdir)
@@ -765,8 +771,8 @@ class BaresipCallee(PeerProcess):
 
     @property
     def uri(self) -> str:
-        """sip:callee@127.0.0.1:PORT -- baresip answers 404 for any other user part."""
-        return f"sip:callee@{self.host}:{self.sip_port}"
+        """sip:USER@127.0.0.1:PORT -- baresip answers 404 for any other user part."""
+        return f"sip:{self.user}@{self.host}:{self.sip_port}"
 
     def uri_for(self, transport: Literal["udp", "tcp"]) -> str:
         return self.uri if transport == "udp" else f"{self.uri};transport=tcp"

@@ -1,0 +1,83 @@
+"""A campaign's call plan: its announcement turned into prompts once, before any call.
+
+Text segments are synthesised with espeak-ng in the campaign's language (so the words are on
+record), audio segments loaded from their files; every prompt is decoded, resampled,
+normalised and G.711-encoded here, so that sending a packet is slicing a cached buffer.
+A segment that cannot be prepared stops the campaign with a message naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.calls.outbound import CallPlan
+from gateway.campaign.model import Advertiser, Campaign
+from gateway.campaign.model import Segment as SegmentSource
+from gateway.media.player import Segment
+from gateway.media.prompts import Prompt, load_prompt, prompt_from_text
+
+__all__ = ["PromptSettings", "prepare_plan"]
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    work_dir: Path
+    base_dir: Path = Path()
+    loudness_dbfs: float = -20.0
+    peak_dbfs: float = -1.0
+    max_seconds: float = 300.0
+    max_bytes: int = 50_000_000
+    cache_dir: Path | None = None
+
+
+def prepare_plan(campaign: Campaign, advertiser: Advertiser, settings: PromptSettings) -> CallPlan:
+    """Every segment of ``campaign`` as a prompt, in announcement order (PromptError if bad)."""
+    segments = tuple(
+        Segment(name, _prompt(name, source, campaign.language, settings))
+        for name, source in campaign.announcement.segments
+    )
+    confirmation = None
+    if campaign.announcement.confirmation is not None and campaign.profile != "us":
+        # 47 CFR 64.1200(b)(3): under the US profile an opt-out disconnects at once.
+        source = campaign.announcement.confirmation
+        confirmation = Segment(
+            "confirmation", _prompt("confirmation", source, campaign.language, settings)
+        )
+    limits = campaign.limits
+    return CallPlan(
+        campaign=campaign.name,
+        advertiser=advertiser.id,
+        trunk=campaign.trunk,
+        caller_id=campaign.caller_id,
+        optout_key=campaign.optout_key,
+        segments=segments,
+        confirmation=confirmation,
+        ring_timeout=limits.ring_timeout,
+        max_duration=limits.max_call_duration,
+    )
+
+
+def _prompt(name: str, source: SegmentSource, language: str, s: PromptSettings) -> Prompt:
+    if source.text:
+        return prompt_from_text(
+            source.text,
+            language,
+            s.work_dir,
+            name=name,
+            target_dbfs=s.loudness_dbfs,
+            peak_dbfs=s.peak_dbfs,
+            cache_dir=s.cache_dir,
+        )
+    path = Path(source.audio)
+    if not path.is_absolute():
+        path = s.base_dir / path
+    return load_prompt(
+        path,
+        target_dbfs=s.loudness_dbfs,
+        peak_dbfs=s.peak_dbfs,
+        max_seconds=s.max_seconds,
+        max_bytes=s.max_bytes,
+        cache_dir=s.cache_dir,
+        name=name,
+    )

@@ -1,0 +1,226 @@
+"""One compliant call end to end, against real callees: decision, INVITE, announcement,
+opt-out by DTMF committed before the BYE, and the attempt's record (issue 5; issue 3 interop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.calls.outbound import CallContext, CallPlan, CallRecord, place_call
+from gateway.calls.plan import PromptSettings, prepare_plan
+from gateway.calls.service import CallService
+from gateway.campaign.model import load_advertiser, load_campaign
+from gateway.cli import main
+from gateway.consent.policy import decide
+from gateway.media.transport import MediaEngine
+from gateway.sip.endpoint import Endpoint, EndpointSettings, TrunkSettings
+from gateway.sip.transport import ListenSpec, SipTransport
+from gateway.store import open_store
+from gateway.store.base import Store
+from gateway.store.engine import decide_and_reserve
+from tests.interop.conftest import BaresipFactory, SippUasFactory
+
+SHARED_SIPP = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "sipp"
+KEY = b"outbound-test-key-0123456789"
+#: Monday 2026-11-30, 11:00 in Paris: inside the French calling window.
+NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+NUMBER = "+33612345678"
+
+ADVERTISER = """
+[advertiser]
+id = "maison-dupont"
+legal_name = "Maison Dupont SARL"
+country = "FR"
+callback_number = "+33162000001"
+caller_ids = ["+33162000001"]
+"""
+CAMPAIGN = """
+[campaign]
+name = "spring-offer"
+advertiser = "maison-dupont"
+purpose = "commercial"
+audience = "consumer"
+profile = "{profile}"
+caller_id = "+33162000001"
+optout_key = "9"
+language = "fr"
+trunk = "callee"
+[campaign.limits]
+max_call_duration = 40
+ring_timeout = 10
+[campaign.announcement]
+identity = {{ text = "Bonjour, ceci est un message de Maison Dupont." }}
+optout = {{ text = "Pour ne plus recevoir nos appels, appuyez sur 9." }}
+message = {{ text = "Nos offres de printemps sont arrivées. A bientôt." }}
+confirmation = {{ text = "Votre opposition est enregistrée. Au revoir." }}
+"""
+RECORDS = (
+    "number,advertiser,basis,subject,purposes,channels,collected_at,source,collected_by,"
+    "wording,artefact_ref,artefact_sha256,checkbox_prechecked,affirmative_act\n"
+    f"{NUMBER},maison-dupont,consent,consumer,commercial,automated_call,"
+    "2026-09-01T10:00:00+02:00,web,maison-dupont,Oui,form-1," + "a" * 64 + ",no,checkbox\n"
+)
+
+
+@dataclass
+class World:
+    store: Store
+    plan: CallPlan
+    tmp: Path
+
+    async def call(self, callee_uri_host_port: str) -> CallRecord:
+        endpoint = Endpoint(
+            EndpointSettings(user_agent="gateway-test"),
+            [TrunkSettings("callee", f"sip:{callee_uri_host_port}", keepalive_interval=0)],
+            rng=random.Random(3),
+        )
+        service = CallService(endpoint)
+        transport = SipTransport(endpoint, service.on_event)
+        service.attach(transport)
+        await transport.listen(ListenSpec("udp", "127.0.0.1", 0))
+        media = MediaEngine(host="127.0.0.1", port_min=0, port_max=0, rng=random.Random(4))
+        ctx = CallContext(service, media, self.store, lambda: NOW, "127.0.0.1")
+        decision = await decide_and_reserve(self.store, self.plan.campaign, NUMBER, NOW)
+        assert decision.allowed, decision.reason
+        try:
+            return await place_call(ctx, self.plan, decision)
+        finally:
+            await media.close()
+            await transport.close()
+
+
+async def make_world(tmp: Path, profile: str) -> World:
+    config = tmp / "gateway.toml"
+    url = f"sqlite:///{tmp}/gw.db"
+    config.write_text(f'[store]\nurl = "{url}"\n[consent]\nopposition_key = "{KEY.decode()}"\n')
+    for name, text in (("adv.toml", ADVERTISER), ("c.toml", CAMPAIGN.format(profile=profile))):
+        (tmp / name).write_text(text, encoding="utf-8")
+    (tmp / "r.csv").write_text(RECORDS, encoding="utf-8")
+    # The commands a campaign manager runs (each runs its own event loop: in a thread here).
+    for argv in (
+        ["advertiser", "add", str(tmp / "adv.toml")],
+        ["campaign", "add", str(tmp / "c.toml")],
+        ["consent", "import", str(tmp / "r.csv")],
+    ):
+        assert await asyncio.to_thread(main, [*argv, "--config", str(config)]) == 0
+    store = await open_store(url, KEY)
+    campaign = load_campaign(CAMPAIGN.format(profile=profile))
+    advertiser = load_advertiser(ADVERTISER)
+    plan = prepare_plan(campaign, advertiser, PromptSettings(work_dir=tmp))
+    # As the dialer does when a campaign starts: the first decision loads the numbering plan
+    # and holiday tables, which takes longer than the 50 ms budget (that one would defer).
+    decide(await store.gather(campaign.name, NUMBER, NOW), NOW)
+    return World(store, plan, tmp)
+
+
+@pytest.fixture
+async def fr(tmp_path: Path) -> AsyncIterator[World]:
+    world = await make_world(tmp_path, "fr")
+    yield world
+    await world.store.close()
+
+
+async def test_optout_by_rfc4733_is_committed_before_the_bye(
+    sipp_uas: SippUasFactory, fr: World
+) -> None:
+    # The SIPp callee answers, then presses 1 and 9 as RFC 4733 events (Debian's captures).
+    callee = sipp_uas(SHARED_SIPP / "uas_answer_dtmf.xml")
+    record = await fr.call(callee.address)
+    assert record.outcome == "opted_out", record
+    assert [(d, how) for d, how, _ in record.dtmf] == [("1", "rfc4733"), ("9", "rfc4733")]
+    assert record.opposition_at is not None and record.bye_at is not None
+    assert record.opposition_at <= record.bye_at
+    assert await fr.store.is_opposed(NUMBER, "maison-dupont")
+    # The callee pressed 9 1.5 s after its ACK, during the identity: the announcement was cut
+    # there, and the confirmation played once the opposition was written, before the BYE.
+    starts = [name for what, name, _ in record.segments if what == "start"]
+    assert starts == ["identity", "confirmation"]
+    assert record.ended_by == "gateway" and record.sip_cause == 200
+    assert record.packets_sent > 50 and record.packets_received > 0
+    assert await callee.wait_async(10) == 0, callee.stats
+    # The attempt's record holds what happened.
+    attempt = await fr.store.attempts_for(NUMBER)
+    assert attempt and "9" in str(attempt)
+
+
+async def test_inband_optout_is_detected(sipp_uas: SippUasFactory, fr: World) -> None:
+    callee = sipp_uas(SHARED_SIPP / "uas_answer_inband.xml")
+    record = await fr.call(callee.address)
+    assert ("9", "inband") in [(d, how) for d, how, _ in record.dtmf], record
+    assert record.outcome == "opted_out"
+    assert await fr.store.is_opposed(NUMBER, "maison-dupont")
+
+
+async def test_message_played_to_the_end_when_nobody_presses(
+    sipp_uas: SippUasFactory, fr: World
+) -> None:
+    callee = sipp_uas("uas_answer")
+    record = await fr.call(callee.address)
+    assert record.outcome == "completed", record
+    ends = [name for what, name, _ in record.segments if what == "end"]
+    assert ends == ["identity", "optout", "message"]
+    assert not await fr.store.is_opposed(NUMBER, "maison-dupont")
+
+
+async def test_busy_callee_gives_a_record_with_the_cause(
+    sipp_uas: SippUasFactory, fr: World
+) -> None:
+    callee = sipp_uas("uas_busy")
+    record = await fr.call(callee.address)
+    assert (record.outcome, record.sip_cause, record.ended_by) == ("rejected", 486, "callee")
+
+
+async def test_opposition_registered_before_the_invite_stops_the_call(
+    sipp_uas: SippUasFactory, fr: World
+) -> None:
+    callee = sipp_uas("uas_answer")
+    decision = await decide_and_reserve(fr.store, fr.plan.campaign, NUMBER, NOW)
+    assert decision.allowed
+    # Between the decision and the INVITE, the person objects (another node, the opt-out line).
+    await fr.store.add_opposition(NUMBER, "maison-dupont", "api", NOW)
+    endpoint = Endpoint(
+        EndpointSettings(),
+        [TrunkSettings("callee", f"sip:{callee.address}", keepalive_interval=0)],
+        rng=random.Random(1),
+    )
+    service = CallService(endpoint)
+    transport = SipTransport(endpoint, service.on_event)
+    service.attach(transport)
+    await transport.listen(ListenSpec("udp", "127.0.0.1", 0))
+    media = MediaEngine(host="127.0.0.1", port_min=0, port_max=0, rng=random.Random(2))
+    try:
+        ctx = CallContext(service, media, fr.store, lambda: NOW, "127.0.0.1")
+        record = await place_call(ctx, fr.plan, decision)
+    finally:
+        await media.close()
+        await transport.close()
+    assert record.outcome == "not_called" and record.invite_at is None
+    assert callee.received("INVITE ") == []
+
+
+async def test_baresip_callee_hears_the_announcement_and_its_key_is_caught(
+    baresip_callee: BaresipFactory, fr: World
+) -> None:
+    callee = baresip_callee(user=NUMBER)
+
+    async def press_nine() -> None:
+        # Once the call is up, baresip presses 9 as RFC 4733 events.
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if await asyncio.to_thread(callee.active_calls):
+                await asyncio.sleep(1.0)
+                await asyncio.to_thread(callee.sndcode, "9")
+                return
+
+    presser = asyncio.create_task(press_nine())
+    record = await fr.call(callee.uri.split("@", 1)[1])
+    await presser
+    assert ("9", "rfc4733") in [(d, how) for d, how, _ in record.dtmf], record
+    assert record.outcome == "opted_out"
