@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gateway.calls.optout_line import OptoutLine
 from gateway.calls.outbound import CallContext, CallPlan, CallRecord, place_call
-from gateway.calls.plan import PromptSettings, prepare_plan
+from gateway.calls.plan import PromptSettings, prepare_line, prepare_plan
 from gateway.calls.service import CallService
 from gateway.campaign.model import load_advertiser, load_campaign
 from gateway.cli import main
@@ -26,6 +28,8 @@ from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.store.engine import decide_and_reserve
 from tests.interop.conftest import BaresipFactory, SippUasFactory
+from tests.interop.peers import run_sipp_uac
+from tests.interop.uac import Uac
 
 SHARED_SIPP = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "sipp"
 KEY = b"outbound-test-key-0123456789"
@@ -224,3 +228,84 @@ async def test_baresip_callee_hears_the_announcement_and_its_key_is_caught(
     await presser
     assert ("9", "rfc4733") in [(d, how) for d, how, _ in record.dtmf], record
     assert record.outcome == "opted_out"
+
+
+# -- the opt-out line -----------------------------------------------------------------------
+
+
+@dataclass
+class LineRig:
+    line: OptoutLine
+    address: str
+    close: Callable[[], Coroutine[Any, Any, None]]
+
+
+async def start_line(world: World) -> LineRig:
+    endpoint = Endpoint(
+        EndpointSettings(user_agent="gateway-test"),
+        # The carrier's calls come from loopback: its address is the trunk's.
+        [
+            TrunkSettings(
+                "carrier", "sip:127.0.0.1:5999", keepalive_interval=0, sources=("127.0.0.1",)
+            )
+        ],
+        rng=random.Random(5),
+    )
+    service = CallService(endpoint)
+    transport = SipTransport(endpoint, service.on_event)
+    service.attach(transport)
+    host, port = await transport.listen(ListenSpec("udp", "127.0.0.1", 0))
+    media = MediaEngine(host="127.0.0.1", port_min=0, port_max=0, rng=random.Random(6))
+    advertiser = load_advertiser(ADVERTISER)
+    line = OptoutLine(
+        service,
+        media,
+        world.store,
+        {"+33162000001": prepare_line(advertiser, "9", "fr", PromptSettings(work_dir=world.tmp))},
+        clock=lambda: NOW,
+        media_address="127.0.0.1",
+    )
+    line.attach()
+
+    async def close() -> None:
+        await line.close()
+        await media.close()
+        await transport.close()
+
+    return LineRig(line, f"{host}:{port}", close)
+
+
+async def test_optout_line_records_the_callers_opposition(fr: World, tmp_path: Path) -> None:
+    rig = await start_line(fr)
+    try:
+        # A person calls the number that called them and presses 9 after 1.5 s.
+        stats = await asyncio.to_thread(
+            run_sipp_uac,
+            "uac_optout_line",
+            rig.address,
+            tmp_path / "caller",
+            service="+33162000001",
+            timeout=30,
+        )
+    finally:
+        await rig.close()
+    # SIPp's scenario succeeds only if the line hung up on it after the key press.
+    assert stats.ok, stats
+    assert await fr.store.is_opposed(NUMBER, "maison-dupont")
+    (call,) = rig.line.calls
+    assert (call.caller, call.called, call.opted_out) == (NUMBER, "+33162000001", True)
+    oppositions = await fr.store.oppositions_for(NUMBER)
+    assert [o.source for o in oppositions] == ["callback_line"]
+
+
+async def test_optout_line_refuses_a_number_that_is_no_caller_id(fr: World) -> None:
+    rig = await start_line(fr)
+    caller = await Uac.start([TrunkSettings("line", f"sip:{rig.address}", keepalive_interval=0)])
+    try:
+        call = caller.call("line", to_user="+33199999999")
+        ended = await caller.wait_ended(call)
+    finally:
+        await caller.close()
+        await rig.close()
+    assert (ended.cause, ended.answered) == (404, False)
+    assert rig.line.calls == []

@@ -11,13 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.calls.optout_line import Line
 from gateway.calls.outbound import CallPlan
 from gateway.campaign.model import Advertiser, Campaign
 from gateway.campaign.model import Segment as SegmentSource
 from gateway.media.player import Segment
 from gateway.media.prompts import Prompt, load_prompt, prompt_from_text
 
-__all__ = ["PromptSettings", "prepare_plan"]
+__all__ = ["PromptSettings", "prepare_line", "prepare_plan"]
+
+#: What the opt-out line says, by language: who called, and the key that stops the calls.
+LINE_WORDS = {
+    "fr": (
+        "Vous avez été appelé par {name}. Pour ne plus recevoir ses appels, appuyez sur {key}.",
+        "Votre opposition est enregistrée. Vous ne serez plus appelé par {name}. Au revoir.",
+    ),
+    "en": (
+        "You were called by {name}. To stop these calls, press {key}.",
+        "Your request is recorded. {name} will not call you again. Goodbye.",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,31 @@ def prepare_plan(campaign: Campaign, advertiser: Advertiser, settings: PromptSet
         ring_timeout=limits.ring_timeout,
         max_duration=limits.max_call_duration,
     )
+
+
+def prepare_line(advertiser: Advertiser, key: str, language: str, settings: PromptSettings) -> Line:
+    """The opt-out line of ``advertiser``'s caller IDs, its words synthesised."""
+    lang = language if language in LINE_WORDS else "en"
+    greeting, confirmation = (
+        text.format(name=advertiser.legal_name, key=_spoken_key(key, lang))
+        for text in LINE_WORDS[lang]
+    )
+    return Line(
+        advertiser=advertiser.id,
+        key=key,
+        greeting=Segment(
+            "greeting", _prompt("greeting", SegmentSource(text=greeting), lang, settings)
+        ),
+        confirmation=Segment(
+            "confirmation",
+            _prompt("confirmation", SegmentSource(text=confirmation), lang, settings),
+        ),
+    )
+
+
+def _spoken_key(key: str, language: str) -> str:
+    names = {"fr": {"*": "étoile", "#": "dièse"}, "en": {"*": "star", "#": "pound"}}
+    return names.get(language, {}).get(key, key)
 
 
 def _prompt(name: str, source: SegmentSource, language: str, s: PromptSettings) -> Prompt:
