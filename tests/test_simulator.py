@@ -271,6 +271,26 @@ async def test_callee_rejects_with_486(rig: Rig) -> None:
     assert list(rig.record_dir.glob("*.wav")) == []
 
 
+async def test_an_invite_without_an_offer_gets_488(rig: Rig) -> None:
+    loop = asyncio.get_running_loop()
+    call_id = rig.caller.endpoint.invite(
+        trunk="simulator", to_user="450", from_user="+33162000001", sdp=b"", now=loop.time()
+    )
+    ended: asyncio.Future[sip.CallEnded] = loop.create_future()
+    rig.caller.calls[call_id] = Placed(
+        call_id,
+        await rig.caller.engine.open_stream(),
+        Player("PCMU"),
+        answered=loop.create_future(),
+        ended=ended,
+        info=loop.create_future(),
+    )
+    rig.caller.transport.pump()
+    assert (await within(ended, 5)).cause == 488
+    await rig.sim.wait_calls(1, timeout=5)
+    assert (rig.sim.results["450"].answered, rig.sim.results["450"].cause) == (False, 488)
+
+
 async def test_callee_that_never_answers_meets_the_ring_timeout(rig: Rig) -> None:
     rig.sim.behaviours["500"] = Behaviour(answer_after=None)
     placed = await rig.caller.call("500", ring_timeout=1.0)

@@ -155,8 +155,7 @@ class CalleeSimulator:
     async def wait_calls(self, n: int, timeout: float) -> None:  # noqa: ASYNC109
         """Return once ``n`` calls have ended and been recorded; TimeoutError after ``timeout``.
 
-        (A ``timeout`` argument rather than ``asyncio.timeout`` around the call: the demo's
-        progress display and the tests both want this one bound.)
+        ``calls`` then holds at least ``n`` results, each with its recording written.
         """
         async with asyncio.timeout(timeout), self._done:
             await self._done.wait_for(lambda: len(self.calls) >= n)
@@ -200,6 +199,9 @@ class CalleeSimulator:
                 call.stream.set_remote((event.audio.remote_address, event.audio.remote_port))
 
     def _incoming(self, event: IncomingCall) -> None:
+        if self._closed:
+            self.endpoint.reject(event.call_id, 503, event.at)
+            return
         number = event.called or "unknown"
         behaviour = self.behaviours.get(number, self.default)
         result = CalleeResult(number, event.call_id, event.caller, event.at)
