@@ -47,8 +47,6 @@ from gateway.simulator_media import (
 from gateway.sip.endpoint import Endpoint, EndpointSettings, TrunkSettings
 from gateway.sip.errors import SipError
 from gateway.sip.events import CallEnded, CallUpdated, Event, IncomingCall
-from gateway.sip.invite import InboundCall
-from gateway.sip.message import response_for
 from gateway.sip.sdp import SessionDescription, make_answer
 from gateway.sip.transport import ListenSpec, SipTransport
 
@@ -286,22 +284,9 @@ class CalleeSimulator:
                 self._hangup(call)
 
     def _ring(self, call_id: str) -> None:
-        """Send 180 Ringing.
-
-        The core has no call for this (Endpoint.accept and reject only), so the response goes
-        through the INVITE's server transaction. Its To tag is not the one accept() draws for
-        the 200 (the core offers no way to share it): a UAC sees an early dialog that the 200
-        replaces, which RFC 3261 section 13.2.2.4 allows.
-        """
-        inbound = self.endpoint.calls.get(call_id)
-        if (
-            isinstance(inbound, InboundCall)
-            and inbound.stx is not None
-            and inbound.request is not None
-        ):
-            ringing = response_for(inbound.request, 180, to_tag=self.endpoint.tag())
-            self.endpoint.respond(inbound.stx, ringing, self._now())
-            self._pump()
+        """Send 180 Ringing (with the To tag the 200 will carry)."""
+        self.endpoint.ring(call_id, self._now())
+        self._pump()
 
     def _press(self, call: _Call) -> None:
         behaviour, stream = call.behaviour, call.stream

@@ -524,6 +524,12 @@ class Endpoint:
         if isinstance(call, invite.InboundCall):
             call.accept(sdp, now)
 
+    def ring(self, call_id: str, now: float, status: int = 180) -> None:
+        """Tell the caller of an :class:`IncomingCall` that it rings (180, or 183)."""
+        call = self.calls.get(call_id)
+        if isinstance(call, invite.InboundCall):
+            call.ring(now, status)
+
     def reject(self, call_id: str, status: int, now: float, reason: str = "") -> None:
         """Refuse an :class:`IncomingCall` with a final ``status`` (404, 480, 486, 603 ...)."""
         call = self.calls.get(call_id)

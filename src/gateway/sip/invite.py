@@ -385,6 +385,8 @@ class InboundCall(Call):
         self._retransmit: int | None = None
         self._ok: Response | None = None
         self._source: Address | None = None
+        #: Our To tag: drawn once, so that the 180 and the 200 name the same dialog (12.1.1).
+        self.local_tag = core.tag()
 
     @classmethod
     def receive(
@@ -408,7 +410,7 @@ class InboundCall(Call):
         """200 OK with our SDP; re-sent until the ACK (RFC 3261 section 13.3.1.4)."""
         if self.stx is None or self.request is None or self.dialog is not None or self.ended:
             return
-        tag = self.core.tag()
+        tag = self.local_tag
         self.local_sdp = sdp
         self.dialog = Dialog.from_uas(self.request, tag)
         ok = response_for(self.request, 200, to_tag=tag)
@@ -418,11 +420,17 @@ class InboundCall(Call):
         self.answered = True
         self.send_final(self.stx, ok, now)
 
+    def ring(self, now: float, status: int = 180) -> None:
+        """A provisional response (180 Ringing, 183) with the tag the 200 will carry."""
+        if self.stx is None or self.request is None or self.dialog is not None or self.ended:
+            return
+        self.core.respond(self.stx, response_for(self.request, status, to_tag=self.local_tag), now)
+
     def reject(self, status: int, now: float, reason: str = "") -> None:
         if self.stx is None or self.request is None or self.dialog is not None or self.ended:
             return
         self.core.respond(
-            self.stx, response_for(self.request, status, reason, to_tag=self.core.tag()), now
+            self.stx, response_for(self.request, status, reason, to_tag=self.local_tag), now
         )
         self._end(status, reason or "Rejected", "local", now)
 
@@ -463,5 +471,5 @@ class InboundCall(Call):
         if self.ended:
             return
         if target is self.stx and self.dialog is None and self.request is not None:
-            self.core.respond(target, response_for(self.request, 487, to_tag=self.core.tag()), now)
+            self.core.respond(target, response_for(self.request, 487, to_tag=self.local_tag), now)
             self._end(487, "Request Terminated", "remote", now)
