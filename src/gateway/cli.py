@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway import __version__, cli_sip, cli_store
+from gateway import __version__, cli_campaign, cli_sip, cli_store
 from gateway.cli_common import UserError
 from gateway.config import ConfigError
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_sip.register(sub)
     cli_store.register(sub)
+    cli_campaign.register(sub)  # after cli_store: adds to its campaign group
     return parser
 
 

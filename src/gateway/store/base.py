@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.campaign.model import Advertiser, Campaign
+from gateway.campaign.scheduler import Contact, Step
 from gateway.consent.evidence import RecordRow
 from gateway.consent.model import (
     AttemptOutcome,
@@ -21,6 +22,7 @@ from gateway.consent.model import (
     Opposition,
 )
 from gateway.consent.policy import PolicySettings
+from gateway.store.contacts import CampaignStatus
 
 __all__ = ["OppositionListener", "Store"]
 
@@ -105,3 +107,45 @@ class Store(Protocol):
     def export_oppositions(self) -> AsyncIterator[dict[str, object]]: ...
 
     async def attempts_for(self, number: str) -> list[dict[str, object]]: ...
+
+    # Contacts and run states (migration 0002; gateway.store.contacts): the dialer's work list.
+    async def add_contacts(self, campaign: str, numbers: Sequence[str], now: datetime) -> int:
+        """Add valid E.164 ``numbers`` as pending; returns how many were new (idempotent)."""
+
+    async def set_run_state(self, campaign: str, state: str, now: datetime) -> None:
+        """``active``, ``paused`` or ``done``."""
+
+    async def run_states(self) -> dict[str, str]:
+        """Every started campaign's run state."""
+
+    async def claim_due(
+        self, campaign: str, now: datetime, limit: int, owner: str
+    ) -> list[Contact]:
+        """Pending contacts due by ``now`` -> ``calling``, atomically across processes."""
+
+    async def next_due(self, campaign: str) -> datetime | None: ...
+
+    async def attempt_started(self, campaign: str, number: str, attempt_id: int) -> int:
+        """Count a reserved attempt on the contact; returns its attempts so far."""
+
+    async def settle_contact(
+        self,
+        campaign: str,
+        number: str,
+        step: Step,
+        now: datetime,
+        *,
+        cause: int | None = None,
+        outcome: str = "",
+    ) -> None:
+        """Record the scheduler's step for a contact."""
+
+    async def release(self, campaign: str, numbers: Sequence[str], now: datetime) -> None:
+        """Claimed contacts not dialled: pending again."""
+
+    async def interrupted(self, owner: str | None = None) -> list[Contact]:
+        """Contacts left ``calling`` (after a crash), attempts recounted from the attempts."""
+
+    async def contacts(self, campaign: str) -> list[Contact]: ...
+
+    async def campaign_status(self, campaign: str) -> CampaignStatus: ...

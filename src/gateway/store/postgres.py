@@ -24,6 +24,7 @@ from gateway.consent.evidence import RecordRow
 from gateway.store import common
 from gateway.store.audit import Row, Tx
 from gateway.store.common import StoreError
+from gateway.store.contacts import ContactStore
 from gateway.store.sql import SqlStore
 
 __all__ = ["PostgresStore", "open_postgres"]
@@ -61,7 +62,7 @@ class _PgTx:
         await self._conn.executemany(_numbered(sql), args)
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(ContactStore, SqlStore):
     """:class:`gateway.store.base.Store` on a PostgreSQL database shared by several nodes."""
 
     FOR_UPDATE = " FOR UPDATE"

@@ -26,6 +26,7 @@ from gateway.consent.evidence import RecordRow
 from gateway.store import common
 from gateway.store.audit import Row, Tx
 from gateway.store.common import StoreError
+from gateway.store.contacts import ContactStore
 from gateway.store.sql import SqlStore
 
 __all__ = ["SqliteStore", "open_sqlite"]
@@ -53,7 +54,7 @@ class _SqliteTx:
         await self._conn.executemany(sql, args)
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(ContactStore, SqlStore):
     """:class:`gateway.store.base.Store` on one SQLite file."""
 
     def __init__(self, conn: aiosqlite.Connection, opposition_key: bytes) -> None:
