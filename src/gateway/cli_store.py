@@ -272,6 +272,8 @@ def _consent_import(args: argparse.Namespace) -> int:
             while pending:
                 await settle(await pending.popleft())
             counts["new"] += await store.add_record_rows(rows, _now())
+            if counts["new"]:
+                await store.refresh_statistics()
         except (UnicodeDecodeError, csv.Error, StoreError, OSError) as exc:
             # Say how far it went: the batches before this point are stored (and a re-import
             # of the whole file, once fixed, adds only what is missing).

@@ -55,6 +55,9 @@ class Store(Protocol):
     async def add_record_rows(self, rows: Sequence[RecordRow], now: datetime) -> int:
         """Like :meth:`add_records`, for rows already made by ``consent.evidence.to_row``."""
 
+    async def refresh_statistics(self) -> None:
+        """After a bulk import: let the query planner know the tables' new sizes."""
+
     async def records_for(self, number: str) -> list[LegalBasisRecord]:
         """Every version of every record for ``number`` (any advertiser)."""
 

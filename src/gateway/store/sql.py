@@ -188,6 +188,9 @@ class SqlStore(AuditReads):
     async def _insert_records(self, tx: Tx, rows: Sequence[RecordRow], at: str) -> int:
         raise NotImplementedError
 
+    async def refresh_statistics(self) -> None:
+        """Nothing by default: SQLite's planner picks the indexes without statistics."""
+
     async def records_for(self, number: str) -> list[LegalBasisRecord]:
         async with self._read() as tx:
             rows = await tx.fetch(
