@@ -48,6 +48,9 @@ class Store(Protocol):
 
     async def get_campaign(self, name: str) -> Campaign | None: ...
 
+    async def campaign_names(self) -> list[str]:
+        """Every campaign ever stored, by name."""
+
     # Legal-basis records (COMPLIANCE.md 4): versioned, never edited.
     async def add_records(self, records: Sequence[LegalBasisRecord], now: datetime) -> int:
         """Add validated records in one transaction; returns how many were new."""

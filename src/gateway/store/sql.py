@@ -144,6 +144,12 @@ class SqlStore(AuditReads):
         async with self._read() as tx:
             return await self._campaign(tx, name)
 
+    async def campaign_names(self) -> list[str]:
+        """Every campaign ever stored (the opt-out line serves all their caller IDs)."""
+        async with self._read() as tx:
+            rows = await tx.fetch("SELECT DISTINCT name FROM campaigns ORDER BY name")
+        return [str(row["name"]) for row in rows]
+
     async def _advertiser(self, tx: Tx, advertiser_id: str) -> Advertiser | None:
         rows = await tx.fetch(
             "SELECT version, definition FROM advertisers WHERE id = ? "
