@@ -149,12 +149,14 @@ def import_rate(url: str, schema: str | None, rows: int, folder: Path) -> dict[s
     config = folder / "gateway.toml"
     config.write_text(f'[store]\nurl = "{url}"\n[consent]\nopposition_key = "{KEY.decode()}"\n')
     started = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "gateway", "consent", "import", str(path), "--config", str(config)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        check=False,
+        capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"consent import failed: {done.stdout} {done.stderr[-2000:]}")
     elapsed = time.perf_counter() - started
     return {"records": rows, "seconds": round(elapsed, 2), "per_second": round(rows / elapsed)}
 
