@@ -136,6 +136,20 @@ def test_frequency_release_outside_window_waits_for_next_opening() -> None:
     assert d.until == paris(2026, 12, 14, 10)
 
 
+def test_a_longer_campaign_window_defers_past_the_default_horizon() -> None:
+    c = dataclasses.replace(FR_CAMPAIGN, cap_override=(1, timedelta(days=90)))
+    now = paris(2026, 11, 30, 11)
+    d = decide(inputs(campaign=c, attempts=[now - timedelta(days=1)]), now)
+    # Released on Saturday 27 February 2027 at 11:00: the answer changes on Monday at 10:00.
+    assert d.verdict is Verdict.DEFER and d.until == paris(2027, 3, 1, 10)
+
+
+def test_a_cap_of_zero_denies() -> None:
+    c = dataclasses.replace(FR_CAMPAIGN, cap_override=(0, timedelta(days=30)))
+    d = decide(inputs(campaign=c), paris(2026, 11, 30, 11))
+    assert (d.verdict, d.rule) == (Verdict.DENY, "frequency")
+
+
 def test_attempts_older_than_the_window_do_not_count() -> None:
     now = paris(2026, 11, 30, 11)
     old = [now - timedelta(days=30)] * 10

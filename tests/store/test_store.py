@@ -126,6 +126,13 @@ async def test_opposition_from_another_connection_stops_the_next_decision(
         assert d.rule == "opposition"
 
 
+async def test_an_opposition_matches_every_spelling_of_the_number(seeded: Store) -> None:
+    await seeded.add_opposition("+33 6 12 34 56 78", "maison-dupont", "callback_line", NOW)
+    assert await seeded.is_opposed(MOBILE, "maison-dupont")
+    await seeded.add_records([record()], NOW)
+    assert (await decide(seeded)).rule == "opposition"
+
+
 async def test_opposition_listeners_hear_every_write(backend: Backend, store: Store) -> None:
     heard: list[tuple[str, str]] = []
     got = asyncio.Event()

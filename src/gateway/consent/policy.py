@@ -157,19 +157,21 @@ def decide(
             ]
         )
 
-    # Today and tomorrow answer the common case; the whole horizon only when deferring.
-    short = windows(2)
-    intervals = short if _next_opening(short, now) == now else windows(settings.horizon.days)
     cap, window = frequency_bounds(profile, campaign.cap_override)
     basis_cap = profile.basis_caps.get(record.basis)
     if basis_cap is not None:
         cap = basis_cap if cap is None else min(cap, basis_cap)
     attempts = sorted(inputs.attempts)
+    # Far enough to see past the oldest attempt's release, then a month of openings.
+    horizon = max(settings.horizon.days, window.days + 31)
+    # Today and tomorrow answer the common case; the whole horizon only when deferring.
+    short = windows(2)
+    intervals = short if _next_opening(short, now) == now else windows(horizon)
 
     opening = _next_opening(intervals, now)
     window_ok = opening == now
     if opening is None:
-        reason = f"no calling window in the next {settings.horizon.days} days"
+        reason = f"no calling window in the next {horizon} days"
         trace.append(RuleResult("window", "fail", reason))
         return finish(Verdict.DENY, "window", reason, **basis_kw)
     if window_ok:
@@ -186,10 +188,13 @@ def decide(
         return finish(Verdict.ALLOW, None, "every rule passed", **basis_kw)
 
     if intervals is short:
-        intervals = windows(settings.horizon.days)
+        intervals = windows(horizon)
     until = _earliest(intervals, attempts, cap, window, now)
     rule = "window" if not window_ok else "frequency"
     reason = next(r.detail for r in trace if r.rule == rule)
+    if until is None:  # e.g. a cap of 0: no time at which the answer becomes allow
+        reason += f"; no time in the next {horizon} days when window and cap both allow a call"
+        return finish(Verdict.DENY, rule, reason, **basis_kw)
     return finish(Verdict.DEFER, rule, reason, until=until, **basis_kw)
 
 

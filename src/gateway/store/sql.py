@@ -26,6 +26,7 @@ from gateway.consent.model import (
     Opposition,
 )
 from gateway.consent.policy import PolicySettings, decide
+from gateway.consent.zones import to_e164
 from gateway.store import common
 from gateway.store.audit import AuditReads, Tx
 from gateway.store.base import OppositionListener
@@ -209,7 +210,10 @@ class SqlStore(AuditReads):
 
     # -- oppositions ---------------------------------------------------------------------------
     def number_hmac(self, number: str) -> str:
-        return common.number_hmac(self._key, number)
+        # Hash the E.164 form whatever the writing ("+33 6 12 34 56 78"): an opposition kept
+        # under another spelling of the number would match nothing. A string that is no valid
+        # number is hashed as given (trimmed) rather than lost.
+        return common.number_hmac(self._key, to_e164(number) or number.strip())
 
     async def add_opposition(
         self,
