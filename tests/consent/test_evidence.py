@@ -83,6 +83,17 @@ def test_refusals_name_the_reason(change: dict[str, object], reason: str) -> Non
     assert any(reason in r for r in reasons), reasons
 
 
+def test_a_withdrawal_needs_only_what_it_withdraws() -> None:
+    rec, reasons = validate(
+        {"number": "+33612345678", "advertiser": "maison-dupont", "basis": "consent",
+         "withdrawn_at": "2026-11-02T09:00:00+01:00"}
+    )  # fmt: skip
+    assert reasons == [] and rec is not None
+    assert rec.withdrawn_at == rec.collected_at == datetime(2026, 11, 2, 8, tzinfo=UTC)
+    _, reasons = validate({"number": "06", "basis": "consent", "withdrawn_at": "2026-11-02"})
+    assert any("invalid number" in r for r in reasons)
+
+
 def test_every_reason_at_once() -> None:
     _, reasons = validate({**GOOD, "number": "x", "checkbox_prechecked": "yes", "wording": ""})
     assert len(reasons) == 3

@@ -69,6 +69,21 @@ async def test_records_are_versioned_and_reimport_changes_nothing(store: Store) 
     assert versions == [("consent", 1), ("consent", 2), ("contract_in_progress", 1)]
 
 
+async def test_a_withdrawal_row_stops_the_calls(seeded: Store) -> None:
+    from gateway.consent.evidence import validate
+
+    await seeded.add_records([record()], NOW)
+    assert (await decide(seeded)).allowed
+    withdrawal, _ = validate(
+        {"number": MOBILE, "advertiser": "maison-dupont", "basis": "consent",
+         "withdrawn_at": (NOW - timedelta(minutes=1)).isoformat()}
+    )  # fmt: skip
+    assert withdrawal is not None
+    assert await seeded.add_records([withdrawal], NOW) == 1
+    d = await decide(seeded, minutes=1)
+    assert d.rule == "legal_basis" and "withdrawn" in d.reason
+
+
 async def test_four_attempts_then_defer_across_campaigns(seeded: Store) -> None:
     await seeded.add_records([record()], NOW)
     other = dataclasses.replace(load_campaign(FR_CAMPAIGN_TOML), name="autumn-offer")

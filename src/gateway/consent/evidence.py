@@ -139,24 +139,28 @@ def _validate(
     basis = Basis(basis_text) if basis_text in Basis.__members__.values() else None
     if basis is None:
         reasons.append(f"unknown basis {basis_text!r}")
+    withdrawn_at = _when(raw, "withdrawn_at")
+    # Everything below is evidence that the record can justify a call. A withdrawal (a row with
+    # withdrawn_at) needs none of it: it only names what it withdraws, and decide() denies on it.
+    evidence: list[str] = []
     subject = _text(raw, "subject")
     if subject not in AUDIENCES:
-        reasons.append(f"subject must be consumer or professional, not {subject!r}")
+        evidence.append(f"subject must be consumer or professional, not {subject!r}")
     purposes = _list(raw, "purposes")
     bad = [p for p in purposes if p not in PURPOSES]
     if not purposes or bad:
-        reasons.append(f"purposes must be among {', '.join(PURPOSES)}")
+        evidence.append(f"purposes must be among {', '.join(PURPOSES)}")
     channels = _list(raw, "channels")
     if CHANNEL not in channels:
-        reasons.append(f"channels does not include {CHANNEL}")
+        evidence.append(f"channels does not include {CHANNEL}")
     collected_at = _when(raw, "collected_at")
     for key in ("collected_at", "source", "collected_by"):
         if not _text(raw, key):
-            reasons.append(f"missing evidence: {key}")
+            evidence.append(f"missing evidence: {key}")
     wording = _text(raw, "wording")
     artefact_ref, artefact_sha = _text(raw, "artefact_ref"), _text(raw, "artefact_sha256").lower()
     if artefact_sha and (len(artefact_sha) != 64 or not set(artefact_sha) <= _HEX):
-        reasons.append("artefact_sha256 is not a SHA-256 hex digest")
+        evidence.append("artefact_sha256 is not a SHA-256 hex digest")
     prechecked = _bool(raw, "checkbox_prechecked")
     act = _text(raw, "affirmative_act")
     informed = _bool(raw, "informed_at_collection")
@@ -164,38 +168,42 @@ def _validate(
     profession, relation = _text(raw, "profession"), _text(raw, "profession_relation")
     sale_order, sale_date = _text(raw, "sale_order_id"), _day(raw, "sale_date")
     contract_id, contract_end = _text(raw, "contract_id"), _when(raw, "contract_end")
-    valid_until, withdrawn_at = _when(raw, "valid_until"), _when(raw, "withdrawn_at")
+    valid_until = _when(raw, "valid_until")
 
     if prechecked:
-        reasons.append("pre-ticked box: consent needs a box that was not pre-ticked")
+        evidence.append("pre-ticked box: consent needs a box that was not pre-ticked")
     if basis in _CONSENT_LIKE:
         if act.lower() in TERMS_ONLY:
-            reasons.append("terms-only consent: accepting general terms is not consent")
+            evidence.append("terms-only consent: accepting general terms is not consent")
         elif not act:
-            reasons.append("missing evidence: affirmative_act")
+            evidence.append("missing evidence: affirmative_act")
         if act.lower() == "checkbox" and prechecked is None:
-            reasons.append("missing evidence: checkbox_prechecked")
+            evidence.append("missing evidence: checkbox_prechecked")
         if not wording:
-            reasons.append("missing evidence: wording")
+            evidence.append("missing evidence: wording")
         if not artefact_ref or not artefact_sha:
-            reasons.append("missing evidence: artefact_ref and artefact_sha256")
+            evidence.append("missing evidence: artefact_ref and artefact_sha256")
     if basis in _INTEREST and not (informed and objection):
-        reasons.append(
+        evidence.append(
             "legitimate interest without information and objection at collection"
             " (informed_at_collection and objection_offered_at_collection must be true)"
         )
     if basis is Basis.CUSTOMER_ANALOGOUS and not (sale_order and sale_date):
-        reasons.append("customer with no sale: sale_order_id and sale_date are required")
+        evidence.append("customer with no sale: sale_order_id and sale_date are required")
     if basis is Basis.B2B_INTEREST:
         if subject != "professional":
-            reasons.append("b2b_interest needs subject professional")
+            evidence.append("b2b_interest needs subject professional")
         if not profession or not relation:
-            reasons.append("B2B with no relation to the profession: profession and"
+            evidence.append("B2B with no relation to the profession: profession and"
                            " profession_relation are required")  # fmt: skip
     if basis is Basis.CONTRACT_IN_PROGRESS and not (contract_id and contract_end):
-        reasons.append("missing evidence: contract_id and contract_end")
+        evidence.append("missing evidence: contract_id and contract_end")
     if subject == "professional" and not profession:
-        reasons.append("missing evidence: profession")
+        evidence.append("missing evidence: profession")
+    if withdrawn_at is None:
+        reasons += evidence
+    elif collected_at is None:
+        collected_at = withdrawn_at
     if reasons or number is None or basis is None or collected_at is None:
         return None, reasons
     record = LegalBasisRecord(

@@ -325,6 +325,8 @@ def _record_problem(
     now: datetime,
     settings: PolicySettings,
 ) -> str:
+    if rec.withdrawn_at is not None and rec.withdrawn_at <= now:
+        return f"withdrawn {rec.withdrawn_at.isoformat()}"
     if rec.basis not in accepted:
         names = ", ".join(sorted(b.value for b in accepted)) or "none"
         return f"not accepted by profile {profile.name} here (accepted: {names})"
@@ -334,8 +336,6 @@ def _record_problem(
         return f"does not cover purpose {purpose}"
     if rec.subject != audience:
         return f"subject {rec.subject} but audience {audience}"
-    if rec.withdrawn_at is not None and rec.withdrawn_at <= now:
-        return f"withdrawn {rec.withdrawn_at.isoformat()}"
     if rec.valid_until is not None and rec.valid_until <= now:
         return f"expired {rec.valid_until.isoformat()}"
     if rec.collected_at > now:
