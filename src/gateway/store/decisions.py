@@ -92,6 +92,7 @@ async def load_snapshot(
     since: datetime,
     *,
     with_head: bool,
+    lock_head: str = "",
     parse_campaign: Callable[[str, int, str], Campaign],
     parse_advertiser: Callable[[str, int, str], Advertiser],
 ) -> Snapshot:
@@ -122,9 +123,13 @@ async def load_snapshot(
         f"AND advertiser IN ({their_advertisers}) AND decided_at > ?",
     ]
     args: list[object] = [*names, *names, *numbers, *names, *hashes, *numbers, *names, ts(since)]
+    prefix = ""
     if with_head:
-        parts.append("SELECT 'h', NULL, NULL, seq, NULL, hash, NULL FROM audit_head WHERE id = 1")
-    rows = await tx.fetch(" UNION ALL ".join(parts), *args)
+        # The chain head, locked for the batch's appends where the backend can (PostgreSQL:
+        # FOR UPDATE inside a CTE, as a UNION may not carry it).
+        prefix = f"WITH h AS (SELECT seq, hash FROM audit_head WHERE id = 1{lock_head}) "
+        parts.append("SELECT 'h', NULL, NULL, seq, NULL, hash, NULL FROM h")
+    rows = await tx.fetch(prefix + " UNION ALL ".join(parts), *args)
     snap = Snapshot()
     for r in rows:
         k, s1, s2, i1, i2, t1, t2 = (r["k"], r["s1"], r["s2"], r["i1"], r["i2"], r["t1"], r["t2"])

@@ -32,6 +32,17 @@ __all__ = ["PostgresStore", "open_postgres"]
 _PLACEHOLDER = re.compile(r"\?")
 _MIGRATION_LOCK = 0x6761746577617901  # "gatewa" + "y\x01": one migrator at a time
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_APPEND_DECISIONS = (
+    "WITH a AS (INSERT INTO attempts (id, campaign, advertiser, number, decided_at, verdict, "
+    "rule, reason, until_at, zone, local_time, rules, basis_record_id, basis_version, outcome) "
+    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], "
+    "$13::bigint[], $14::int[], $15::text[])), "
+    "b AS (INSERT INTO audit (seq, kind, ref, at, payload, prev_hash, hash) "
+    "SELECT * FROM unnest($16::bigint[], $17::text[], $18::bigint[], $19::text[], $20::text[], "
+    "$21::text[], $22::text[])) "
+    "UPDATE audit_head SET seq = $23, hash = $24 WHERE id = 1"
+)
 
 
 def _numbered(sql: str, cache: dict[str, str] = {}) -> str:  # noqa: B006 (a deliberate memo)
@@ -113,6 +124,20 @@ class PostgresStore(ContactStore, SqlStore):
             *columns, at,
         )  # fmt: skip
         return int(str(status).rsplit(" ", 1)[-1])
+
+    async def _append_decisions(
+        self,
+        tx: Tx,
+        attempts: Sequence[tuple[object, ...]],
+        audit: Sequence[tuple[object, ...]],
+        head: tuple[int, str],
+    ) -> None:
+        # One round trip while the chain head is locked: that lock is what every node waits
+        # for, so the shorter it is held, the more decisions all nodes make together.
+        await self._conn_of(tx).execute(
+            _APPEND_DECISIONS, *(list(c) for c in zip(*attempts, strict=True)),
+            *(list(c) for c in zip(*audit, strict=True)), head[0], head[1],
+        )  # fmt: skip
 
     async def refresh_statistics(self) -> None:
         # Without fresh statistics after a bulk load, PostgreSQL may take the table for small

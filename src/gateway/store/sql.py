@@ -287,12 +287,13 @@ class SqlStore(AuditReads):
     async def _snapshot(
         self, tx: Tx, pairs: Sequence[tuple[str, str]], now: datetime, *, with_head: bool
     ) -> Snapshot:
+        """What the decisions for ``pairs`` need, in one query (see .decisions)."""
         since = now - lookback(list(self._campaigns.values())) - timedelta(seconds=1)
         hmacs = [self.number_hmac(n) for _, n in pairs]
 
         async def load(since: datetime) -> Snapshot:
             return await load_snapshot(
-                tx, pairs, hmacs, since, with_head=with_head,
+                tx, pairs, hmacs, since, with_head=with_head, lock_head=self.FOR_UPDATE,
                 parse_campaign=self._parse_campaign, parse_advertiser=self._parse_advertiser,
             )  # fmt: skip
 
@@ -346,9 +347,7 @@ class SqlStore(AuditReads):
         decided: list[tuple[int, Decision]] = []
         pairs = [(r.campaign, r.number) for r in batch]
         async with self._write(locks=sorted({r.number for r in batch})) as tx:
-            snap = await self._snapshot(
-                tx, pairs, min(r.now for r in batch), with_head=not self.FOR_UPDATE
-            )
+            snap = await self._snapshot(tx, pairs, min(r.now for r in batch), with_head=True)
             for r in batch:
                 try:
                     inputs = snap.inputs(r.campaign, r.number, self.number_hmac(r.number))
@@ -363,12 +362,22 @@ class SqlStore(AuditReads):
             if decided:
                 head = snap.head or await self._head(tx)
                 attempts, audit, new_head = chain_rows([d for _, d in decided], head)
-                await tx.executemany(INSERT_ATTEMPT, attempts)
-                await tx.executemany(INSERT_AUDIT, audit)
-                await tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", *new_head)
+                await self._append_decisions(tx, attempts, audit, new_head)
                 for offset, (index, d) in enumerate(decided, start=1):
                     results[index] = dataclasses.replace(d, attempt_id=head[0] + offset)
         return results
+
+    async def _append_decisions(
+        self,
+        tx: Tx,
+        attempts: Sequence[tuple[object, ...]],
+        audit: Sequence[tuple[object, ...]],
+        head: tuple[int, str],
+    ) -> None:
+        """Write a batch's attempt rows and chain records and move the head."""
+        await tx.executemany(INSERT_ATTEMPT, attempts)
+        await tx.executemany(INSERT_AUDIT, audit)
+        await tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", *head)
 
     async def _head(self, tx: Tx) -> tuple[int, str]:
         rows = await tx.fetch("SELECT seq, hash FROM audit_head WHERE id = 1" + self.FOR_UPDATE)
