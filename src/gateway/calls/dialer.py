@@ -202,8 +202,12 @@ class Dialer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(wait, 0.001))
 
+    async def refresh(self) -> None:
+        """Follow ``gateway campaign start|pause`` now (the loop does it every poll interval):
+        open the campaigns made active, with their call plans; see :attr:`failed`."""
+        await self._refresh()
+
     async def _refresh(self) -> None:
-        """Follow ``gateway campaign start|pause`` (run states in the store)."""
         for name, state in (await self.store.run_states()).items():
             run = self.runs.get(name)
             if run is None and state == "active" and name not in self.failed:
