@@ -56,6 +56,7 @@ def campaign_toml(
     retry_after: float = 0.5,
     message: str = "Merci.",
     duration: float = 30.0,
+    ring: float = 5.0,
 ) -> str:
     return f"""
 [campaign]
@@ -73,7 +74,7 @@ calls_per_second = {cps}
 max_concurrent = {concurrent}
 max_attempts = {attempts}
 retry_after = {retry_after}
-ring_timeout = 5
+ring_timeout = {ring}
 max_call_duration = {duration}
 [campaign.announcement]
 identity = {{ text = "Maison Dupont." }}
@@ -285,6 +286,23 @@ async def test_busy_is_retried_later_within_max_attempts(
     await store.close()
 
 
+async def test_a_callee_that_never_answers_is_cancelled_then_retried(
+    sipp_uas: SippUasFactory, tmp_path: Path
+) -> None:
+    [number] = numbers(1)
+    callee = sipp_uas("uas_noanswer", calls=2)
+    store = await open_test_store(tmp_path)
+    campaign = campaign_toml("c", attempts=2, retry_after=0.3, ring=1.0)
+    await seed(store, {"c": campaign}, {"c": [number]}, [number])
+    async with dialing(store, callee.address, tmp_path) as dialer:
+        await asyncio.wait_for(dialer.wait_done("c"), 30)
+    assert [(r.outcome, r.sip_cause) for r in dialer.records] == [("no_answer", 487)] * 2
+    assert len(callee.received("CANCEL ")) == 2  # our ring timeout, each time
+    [contact] = await store.contacts("c")
+    assert (contact.state, contact.attempts) == (ContactState.DONE, 2)
+    await store.close()
+
+
 async def test_603_is_never_retried(sipp_uas: SippUasFactory, tmp_path: Path) -> None:
     [number] = numbers(1)
     callee = sipp_uas("uas_decline", calls=1)
@@ -297,6 +315,33 @@ async def test_603_is_never_retried(sipp_uas: SippUasFactory, tmp_path: Path) ->
     [contact] = await store.contacts("c")
     assert contact.state is ContactState.STOPPED and "never retried" in contact.reason
     assert len(await allowed_attempts(store, number)) == 1
+    await store.close()
+
+
+async def test_607_records_an_opposition_for_every_campaign_of_the_advertiser(
+    sipp_uas: SippUasFactory, tmp_path: Path
+) -> None:
+    [number] = numbers(1)
+    callee = sipp_uas("uas_unwanted", calls=1)
+    store = await open_test_store(tmp_path)
+    campaigns = {"a": campaign_toml("a"), "b": campaign_toml("b")}
+    await seed(store, campaigns, {"a": [number]}, [number])
+    async with dialing(store, callee.address, tmp_path) as dialer:
+        await asyncio.wait_for(dialer.wait_done("a"), 30)
+        assert [r.sip_cause for r in dialer.records] == [607]
+        [opposition] = await store.oppositions_for(number)
+        assert (opposition.scope, opposition.source) == ("maison-dupont", "callee_607")
+        assert opposition.attempt_id == dialer.records[0].attempt_id
+        # The other campaign of the advertiser starts later: the number is not called again.
+        await store.add_contacts("b", [number], NOW)
+        await store.set_run_state("b", "active", NOW)
+        await dialer.refresh()
+        await asyncio.wait_for(dialer.wait_done("b"), 30)
+    assert len(callee.received("INVITE ")) == 1
+    [a] = await store.contacts("a")
+    [b] = await store.contacts("b")
+    assert a.state is ContactState.STOPPED and "607" in a.reason
+    assert b.state is ContactState.STOPPED and b.reason.startswith("opposition")
     await store.close()
 
 

@@ -124,6 +124,7 @@ class Dialer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._done: dict[str, asyncio.Event] = {}
+        self._refreshing = asyncio.Lock()
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -208,6 +209,10 @@ class Dialer:
         await self._refresh()
 
     async def _refresh(self) -> None:
+        async with self._refreshing:  # refresh() and the loop: one campaign opened once
+            await self._follow_run_states()
+
+    async def _follow_run_states(self) -> None:
         for name, state in (await self.store.run_states()).items():
             run = self.runs.get(name)
             if run is None and state == "active" and name not in self.failed:
