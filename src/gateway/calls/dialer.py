@@ -46,6 +46,7 @@ __all__ = ["Dialer", "Recovery", "TrunkLimits"]
 log = logging.getLogger(__name__)
 
 Prepare = Callable[[Campaign, Advertiser], CallPlan]
+JITTER = 0.020
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,9 @@ class Dialer:
 
 
 def _bucket(rate: float | None, now: float) -> TokenBucket | None:
-    return TokenBucket(rate, 1.0, now) if rate else None
+    # 20 ms worth of tokens saved up at most: a loop that wakes a little late catches up,
+    # and below 50 calls per second calls stay exactly 1 / rate apart.
+    return TokenBucket(rate, rate * JITTER, now) if rate else None
 
 
 def _wait(pace: _Pace, now: float) -> float:
