@@ -35,6 +35,7 @@ from gateway.sip.transport import ListenSpec, SipTransport
 from gateway.store import Store, open_store
 from tests.consent.helpers import FR_ADVERTISER, record
 from tests.interop.conftest import SippUasFactory
+from tests.store.conftest import Backend, backend  # noqa: F401 (the fixture: both backends)
 
 SHARED_SIPP = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "sipp"
 KEY = b"dialer-test-key-0123456789"
@@ -346,11 +347,13 @@ async def test_607_records_an_opposition_for_every_campaign_of_the_advertiser(
 
 
 async def test_caps_hold_across_two_campaigns_of_one_advertiser(
-    sipp_uas: SippUasFactory, tmp_path: Path
+    sipp_uas: SippUasFactory,
+    tmp_path: Path,
+    backend: Backend,  # noqa: F811
 ) -> None:
     [number] = numbers(1)
     callee = sipp_uas("uas_busy", calls=None)
-    store = await open_test_store(tmp_path)
+    store = await open_store(backend.url, KEY, schema=backend.schema)  # SQLite and PostgreSQL
     campaigns = {n: campaign_toml(n, attempts=3, retry_after=0.2) for n in ("a", "b")}
     await seed(store, campaigns, {"a": [number], "b": [number]}, [number])
     capped: set[str] = set()
