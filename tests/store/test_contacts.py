@@ -131,3 +131,11 @@ async def test_status_counts_states_outcomes_and_opt_outs(seeded: Store) -> None
     await seeded.set_run_state("spring-offer", "paused", NOW)
     assert await seeded.run_states() == {"spring-offer": "paused"}
     assert [x.number for x in await seeded.interrupted()] == [c.number]
+
+
+async def test_a_large_import_counts_new_numbers_across_its_chunks(seeded: Store) -> None:
+    many = [f"+3361{i:07d}" for i in range(2000)]
+    assert await seeded.add_contacts("spring-offer", many[:1300], NOW) == 1300
+    # Duplicates inside the file and across chunks of 900, and numbers already stored.
+    assert await seeded.add_contacts("spring-offer", many + many[::-1], NOW) == 700
+    assert (await seeded.campaign_status("spring-offer")).total == 2000

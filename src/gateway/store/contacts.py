@@ -74,22 +74,21 @@ class ContactStore(AuditReads):
         at = ts(now)
         added = 0
         async with self._write() as tx:
-            for start in range(0, len(numbers), 1000):
-                chunk = list(dict.fromkeys(numbers[start : start + 1000]))
-                before = await self._count(tx, campaign)
-                await tx.executemany(
-                    "INSERT INTO contacts (campaign, number, state, attempts, next_at, "
-                    "added_at, updated_at) VALUES (?, ?, 'pending', 0, ?, ?, ?) "
-                    "ON CONFLICT (campaign, number) DO NOTHING",
-                    [(campaign, n, at, at, at) for n in chunk],
-                )
-                added += await self._count(tx, campaign) - before
+            for start in range(0, len(numbers), 900):
+                chunk = list(dict.fromkeys(numbers[start : start + 900]))
+                # One statement per chunk (under the 999 parameters a statement may take);
+                # RETURNING lists only the rows inserted, the new ones. "WHERE true" lets SQLite
+                # read ON CONFLICT as the upsert clause, not as a join's ON.
+                values = ", ".join(["(?)"] * len(chunk))
+                rows = await tx.fetch(
+                    "INSERT INTO contacts (campaign, number, state, attempts, next_at, added_at, "
+                    "updated_at) SELECT ?, v.column1, 'pending', 0, ?, ?, ? "
+                    f"FROM (VALUES {values}) AS v WHERE true "
+                    "ON CONFLICT (campaign, number) DO NOTHING RETURNING number",
+                    campaign, at, at, at, *chunk,
+                )  # fmt: skip
+                added += len(rows)
         return added
-
-    @staticmethod
-    async def _count(tx: Tx, campaign: str) -> int:
-        rows = await tx.fetch("SELECT COUNT(*) AS n FROM contacts WHERE campaign = ?", campaign)
-        return int(str(rows[0]["n"]))
 
     async def set_run_state(self, campaign: str, state: str, now: datetime) -> None:
         """``active``, ``paused`` or ``done``: what ``gateway campaign start|pause`` write."""
