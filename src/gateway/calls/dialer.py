@@ -46,6 +46,8 @@ __all__ = ["Dialer", "Recovery", "TrunkLimits"]
 log = logging.getLogger(__name__)
 
 Prepare = Callable[[Campaign, Advertiser], CallPlan]
+#: Seconds of tokens a bucket saves up: a loop that wakes a little late catches up, and below
+#: 50 calls per second calls stay exactly 1 / rate apart.
 JITTER = 0.020
 
 
@@ -66,8 +68,15 @@ class _Pace:
     active: int = 0
     peak: int = 0
 
+    @classmethod
+    def of(cls, rate: float | None, max_concurrent: int | None, now: float) -> _Pace:
+        return cls(TokenBucket(rate, rate * JITTER, now) if rate else None, max_concurrent)
+
     def room(self) -> int:
         return 1 << 30 if self.max_concurrent is None else self.max_concurrent - self.active
+
+    def wait(self, now: float) -> float:
+        return self.bucket.wait(now) if self.bucket is not None else 0.0
 
 
 @dataclass
@@ -79,8 +88,7 @@ class _Run:
     pace: _Pace
     done: asyncio.Event
     active: bool = True
-    #: The run state last read from the store.
-    store_state: str = "active"
+    store_state: str = "active"  # the run state last read from the store
     queue: deque[Contact] = field(default_factory=deque)
     idle_until: float = 0.0
 
@@ -114,7 +122,7 @@ class Dialer:
         self.on_decision, self.on_record = on_decision, on_record
         self.loop = asyncio.get_running_loop()
         self.trunks = {
-            name: _Pace(_bucket(t.calls_per_second, self.loop.time()), t.max_concurrent)
+            name: _Pace.of(t.calls_per_second, t.max_concurrent, self.loop.time())
             for name, t in (trunks or {}).items()
         }
         self.runs: dict[str, _Run] = {}
@@ -247,7 +255,7 @@ class Dialer:
         with contextlib.suppress(Exception):
             decide(await self.store.gather(name, campaign.caller_id, now), now, self.settings)
         limits = campaign.limits
-        pace = _Pace(_bucket(limits.calls_per_second, self.loop.time()), limits.max_concurrent)
+        pace = _Pace.of(limits.calls_per_second, limits.max_concurrent, self.loop.time())
         run = self.runs[name] = _Run(campaign, plan, pace, self._done_event(name))
         log.info("campaign %s running on trunk %s", name, campaign.trunk)
         return run
@@ -265,7 +273,7 @@ class Dialer:
             if room <= 0:
                 return self.poll_interval  # a call's end wakes the loop
             t = self.loop.time()
-            wait = max(_wait(run.pace, t), _wait(trunk, t) if trunk else 0.0)
+            wait = max(run.pace.wait(t), trunk.wait(t) if trunk else 0.0)
             if wait > 0:
                 return wait
             if not run.queue:
@@ -389,13 +397,3 @@ class Dialer:
             numbers = [c.number for c in run.queue]
             run.queue.clear()
             await self.store.release(run.campaign.name, numbers, self.ctx.clock())
-
-
-def _bucket(rate: float | None, now: float) -> TokenBucket | None:
-    # 20 ms worth of tokens saved up at most: a loop that wakes a little late catches up,
-    # and below 50 calls per second calls stay exactly 1 / rate apart.
-    return TokenBucket(rate, rate * JITTER, now) if rate else None
-
-
-def _wait(pace: _Pace, now: float) -> float:
-    return pace.bucket.wait(now) if pace.bucket is not None else 0.0
