@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; } \
+	  || { echo "make demo needs espeak-ng: apt-get install espeak-ng" >&2; exit 1; }
 	$(BIN)/gateway demo
 
 test: $(STAMP)

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": {"calls", "campaign", "consent", "store"},
     "config": set(),
 }
-EDGES = {"cli", "app", "__main__", "simulator", "simulator_media"}
+EDGES = {"cli", "app", "__main__", "simulator", "simulator_media", "daemon", "demo"}
 EDGE_PREFIX = "cli_"
 
 # Modules allowed to do I/O (asyncio, socket, time, wall clock).

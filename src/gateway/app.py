@@ -10,24 +10,23 @@ import asyncio
 import dataclasses
 import logging
 import random
-import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from gateway.config import Config, ConfigError
 from gateway.sip.endpoint import Endpoint, EndpointSettings, TrunkSettings
 from gateway.sip.errors import SipError
 from gateway.sip.events import (
-    CallEnded,
     Event,
-    IncomingCall,
     OptionsAnswered,
-    TrunkStateChanged,
 )
 from gateway.sip.transaction import Timers
 from gateway.sip.transport import SipTransport, client_context, parse_listen, server_context
 from gateway.sip.uri import SipURI
+from gateway.store import StoreError, open_store
+from gateway.store.base import Store
 
 log = logging.getLogger("gateway")
 
@@ -123,39 +122,27 @@ async def start_sip(
     return transport
 
 
-async def run(config: Config, stop: asyncio.Event | None = None) -> None:
-    """``gateway run``: the user agent as a service until SIGTERM (or ``stop``)."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    endpoint = build_endpoint(config)
-    transport: SipTransport | None = None
+def opposition_key(config: Config) -> bytes:
+    """The deployment key oppositions are kept under (COMPLIANCE.md 2: a keyed hash)."""
+    c = config.consent
+    if c.opposition_key_file:
+        try:
+            key = Path(c.opposition_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"consent.opposition_key_file: {exc.strerror or exc}") from exc
+    else:
+        key = c.opposition_key
+    if len(key.encode()) < 16:
+        raise ConfigError("set [consent] opposition_key (16 bytes or more) or opposition_key_file")
+    return key.encode()
 
-    def on_event(event: Event) -> None:
-        if isinstance(event, IncomingCall):
-            # No service answers inbound calls yet: "temporarily unavailable" (RFC 3261 21.4.18).
-            log.info("call %s from %s to %s: 480", event.call_id, event.caller, event.called)
-            endpoint.reject(event.call_id, 480, loop.time())
-        elif isinstance(event, TrunkStateChanged):
-            state = "up" if event.up else "down"
-            log.info("trunk %s is %s (status %d)", event.trunk, state, event.status)
-        elif isinstance(event, CallEnded):
-            log.info(
-                "call %s ended: %d %s by %s", event.call_id, event.cause, event.reason, event.by
-            )
 
-    transport = await start_sip(config, endpoint, on_event)
-    endpoint.start_keepalives(loop.time())
-    transport.pump()
-    log.info("gateway running; SIGTERM stops it")
+async def open_configured_store(config: Config, key: bytes | None = None) -> Store:
+    """The store of ``[store] url``, migrated; a ConfigError says why it cannot be opened."""
     try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await transport.close()
-        log.info("gateway stopped")
+        return await open_store(config.store.url, key or opposition_key(config))
+    except (StoreError, OSError) as exc:
+        raise ConfigError(f"store {config.store.url}: {exc}") from exc
 
 
 async def trunk_check(config: Config, name: str, wait: float = 10.0) -> OptionsAnswered:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from gateway import app
+from gateway import app, daemon
 from gateway.cli_common import add_config_option
 from gateway.config import load
 
@@ -16,6 +17,12 @@ def register(sub: Any) -> None:
     run = sub.add_parser("run", help="run the gateway as a service until SIGTERM")
     add_config_option(run)
     run.set_defaults(handler=_run)
+
+    demo = sub.add_parser(
+        "demo", help="the main job end to end on loopback: campaign, callees, report"
+    )
+    demo.add_argument("--dir", type=Path, default=None, help="keep the files here")
+    demo.set_defaults(handler=_demo)
 
     trunk = sub.add_parser("trunk", help="trunk commands")
     trunk_sub = trunk.add_subparsers(dest="trunk_command", metavar="COMMAND")
@@ -40,8 +47,16 @@ def event_loop() -> asyncio.AbstractEventLoop:
 def _run(args: argparse.Namespace) -> int:
     config = load(args.config)
     with asyncio.Runner(loop_factory=event_loop) as runner:
-        runner.run(app.run(config))
+        runner.run(daemon.run(config))
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # Imported here: the demo drives the other commands through gateway.cli.
+    from gateway import demo  # noqa: PLC0415
+
+    with asyncio.Runner(loop_factory=event_loop) as runner:
+        return runner.run(demo.run_demo(args.dir))
 
 
 def _trunk_check(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from gateway import app
 from gateway.campaign.model import DefinitionError, load_advertiser, load_campaign
 from gateway.cli_common import UserError, add_config_option
 from gateway.config import Config, load
@@ -35,7 +36,7 @@ from gateway.consent.evidence import FIELDS, RecordRow, record_to_json, validate
 from gateway.consent.model import ADVERTISER_WIDE, Decision
 from gateway.consent.policy import PolicySettings, check_campaign, decide
 from gateway.consent.zones import to_e164
-from gateway.store import Store, StoreError, open_store
+from gateway.store import Store, StoreError
 from gateway.store.common import ATTEMPT_COLUMNS, OUTCOME_FIELDS
 
 GROUPS: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
@@ -97,26 +98,9 @@ def _command(
     return p
 
 
-def _key(config: Config) -> bytes:
-    c = config.consent
-    if c.opposition_key_file:
-        try:
-            key = Path(c.opposition_key_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UserError(f"[consent] opposition_key_file: {exc}") from exc
-    else:
-        key = c.opposition_key
-    if len(key.encode()) < 16:
-        raise UserError("set [consent] opposition_key (16 bytes or more) or opposition_key_file")
-    return key.encode()
-
-
 async def _open(args: argparse.Namespace) -> tuple[Config, Store]:
     config = load(args.config)
-    try:
-        return config, await open_store(config.store.url, _key(config))
-    except (StoreError, OSError) as exc:
-        raise UserError(f"store {config.store.url}: {exc}") from exc
+    return config, await app.open_configured_store(config)
 
 
 def _run(coro: object) -> int:

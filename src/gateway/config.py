@@ -23,6 +23,7 @@ __all__ = [
     "ConfigError",
     "ConsentConfig",
     "MediaConfig",
+    "RunConfig",
     "SipConfig",
     "StoreConfig",
     "TlsConfig",
@@ -97,6 +98,10 @@ class TrunkConfig:
     keepalive_interval: float = 30.0
     #: Further source addresses (``host`` or ``host:port``) accepted as this trunk.
     allowed_sources: tuple[str, ...] = ()
+    #: Calls per second the trunk accepts, shared by every campaign using it (0 = no limit).
+    calls_per_second: float = 0.0
+    #: Concurrent calls the trunk accepts, shared likewise (0 = no limit).
+    max_concurrent: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,18 @@ class ConsentConfig:
 
 
 @dataclass(frozen=True)
+class RunConfig:
+    """``gateway run`` as a service."""
+
+    #: Seconds calls in progress may go on after SIGTERM before they are hung up.
+    shutdown_grace: float = 30.0
+    #: Where synthesised announcements are written ("" = a temporary directory).
+    work_dir: str = ""
+    #: Directory that relative audio paths of campaign files are read from ("" = the current one).
+    campaign_dir: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration file."""
 
@@ -160,6 +177,7 @@ class Config:
     trunks: dict[str, TrunkConfig] = field(default_factory=dict)
     media: MediaConfig = field(default_factory=MediaConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    run: RunConfig = field(default_factory=RunConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
 
 
