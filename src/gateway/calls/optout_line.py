@@ -19,7 +19,7 @@ from datetime import datetime
 import phonenumbers
 
 from gateway.calls import script as sc
-from gateway.calls.service import CallService
+from gateway.calls.service import CallService, HangupRequested
 from gateway.media.events import DtmfReceived as MediaDtmf
 from gateway.media.events import SegmentEnded, SegmentStarted
 from gateway.media.player import Player, Segment
@@ -194,6 +194,9 @@ class OptoutLine:
                 record.ended_by = "gateway" if event.by == "local" else "caller"
                 script.handle(sc.HungUp(at))
                 return
+            if isinstance(event, HangupRequested):
+                self.service.hangup(call_id)
+                continue
             if isinstance(event, MediaDtmf):
                 pending = script.handle(sc.Digit(event.digit, event.how, event.media_time))
             elif isinstance(event, DtmfReceived):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.calls import script as sc
-from gateway.calls.service import CallService
+from gateway.calls.service import CallService, HangupRequested
 from gateway.consent.model import AttemptOutcome, Decision
 from gateway.media.events import DtmfReceived as MediaDtmf
 from gateway.media.events import SegmentEnded, SegmentStarted
@@ -241,6 +241,9 @@ class _Call:
                 inputs.append(sc.SegmentStarted(event.name, event.media_time))
             elif isinstance(event, SegmentEnded):
                 inputs.append(sc.SegmentFinished(event.name, event.media_time))
+            elif isinstance(event, HangupRequested):
+                record.hangup_reason, record.bye_at = event.reason, ctx.clock()
+                ctx.service.hangup(self.call_id, f'SIP;cause=200;text="{event.reason}"')
             elif isinstance(event, CallEnded):
                 _ended(record, event, self.script, ctx)
                 self.script.handle(sc.HungUp(self.media_time()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from gateway.sip.endpoint import Endpoint
 from gateway.sip.events import (
@@ -21,11 +22,19 @@ from gateway.sip.events import (
 )
 from gateway.sip.transport import SipTransport
 
-__all__ = ["CallService"]
+__all__ = ["CallService", "HangupRequested"]
 
 log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[IncomingCall], None]
+
+
+@dataclass(frozen=True)
+class HangupRequested:
+    """Put on a call's queue by :meth:`CallService.hangup_all`: the call's task ends it and
+    records why (shutdown)."""
+
+    reason: str
 
 
 class CallService:
@@ -111,6 +120,16 @@ class CallService:
         queue = self.subscribe(call_id)
         self.pump()
         return call_id, queue
+
+    def calls(self) -> list[str]:
+        """The Call-IDs of the calls whose events are routed (those in progress)."""
+        return list(self._queues)
+
+    def hangup_all(self, reason: str) -> int:
+        """Ask every call in progress to end (its task sends CANCEL or BYE); how many."""
+        for queue in self._queues.values():
+            queue.put_nowait(HangupRequested(reason))
+        return len(self._queues)
 
     def hangup(self, call_id: str, reason: str | None = None) -> None:
         self.endpoint.hangup(call_id, self.now(), reason)
