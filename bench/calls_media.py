@@ -33,7 +33,7 @@ MESSAGE = (
 
 
 def _numbers(n: int, prefix: str) -> list[str]:
-    return [f"+336{prefix}{i:06d}" for i in range(n)]
+    return [f"+336{prefix}{i:07d}" for i in range(n)]
 
 
 async def _phase(
