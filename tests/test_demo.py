@@ -8,6 +8,8 @@ left an opposition in the store before its BYE, and nobody without a legal basis
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import subprocess
 import sys
 import wave
@@ -121,3 +123,21 @@ def test_recordings_start_with_identity_then_optout_instruction(
     after = start + identity.size
     score, _ = ncc_at(recorded, optout, after - 8, after + 168)
     assert score >= 0.99, score
+
+
+def test_export_attempts_holds_the_call_records(run: tuple[Path, str]) -> None:
+    base, _ = run
+    config = str(base / "gateway.toml")
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "export", "attempts", "--config", config],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    rows = {r["number"]: r for r in csv.DictReader(io.StringIO(done.stdout)) if r["invite_sent_at"]}
+    opted = rows["+33612340002"]
+    assert opted["extra.outcome"] == "opted_out" and opted["dtmf"] == "9"
+    # The opposition was committed before the BYE, and both are on record with the 180.
+    assert opted["extra.ringing_at"] <= opted["answered_at"]
+    assert opted["opposition_committed_at"] <= opted["extra.bye_at"]
+    assert int(opted["extra.packets_sent"]) > 0 and int(opted["extra.packets_received"]) > 0
+    busy = rows["+33612340011"]
+    assert (busy["final_status"], busy["extra.outcome"]) == ("486", "rejected")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from gateway import app
+from gateway.calls.outbound import RECORD_FIELDS
 from gateway.campaign.model import DefinitionError, load_advertiser, load_campaign
 from gateway.cli_common import UserError, add_config_option
 from gateway.config import Config, load
@@ -368,7 +369,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _export_attempts(args: argparse.Namespace) -> int:
-    columns = (*ATTEMPT_COLUMNS, *OUTCOME_FIELDS)
+    # The call record's own fields (times of 180 and BYE, segments, media figures) follow.
+    columns = (*ATTEMPT_COLUMNS, *OUTCOME_FIELDS, *(f"extra.{f}" for f in RECORD_FIELDS))
 
     async def run() -> int:
         _, store = await _open(args)

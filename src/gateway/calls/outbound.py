@@ -28,7 +28,23 @@ from gateway.sip.events import CallAnswered, CallEnded, CallProgressed, CallUpda
 from gateway.sip.sdp import AudioSession, make_offer
 from gateway.store.base import Store
 
-__all__ = ["CallContext", "CallPlan", "CallRecord", "place_call"]
+__all__ = ["RECORD_FIELDS", "CallContext", "CallPlan", "CallRecord", "place_call"]
+
+#: What a call record adds to its attempt (``AttemptOutcome.extra``), in export order.
+RECORD_FIELDS = (
+    "outcome",
+    "call_id",
+    "ringing_at",
+    "bye_at",
+    "sip_reason",
+    "hangup_reason",
+    "segments",
+    "dtmf_events",
+    "optout_latency_ms",
+    "packets_sent",
+    "packets_received",
+    "far_fraction_lost",
+)
 
 log = logging.getLogger(__name__)
 
