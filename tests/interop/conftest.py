@@ -70,7 +70,9 @@ class KamailioFactory(Protocol):
 
 
 class BaresipFactory(Protocol):
-    def __call__(self, *, user: str = "callee") -> BaresipCallee: ...
+    def __call__(
+        self, *, user: str = "callee", record_dir: Path | None = None
+    ) -> BaresipCallee: ...
 
 
 class Pjsua2Factory(Protocol):
@@ -176,8 +178,8 @@ def baresip_callee(tmp_path: Path) -> Iterator[BaresipFactory]:
     """Start baresip auto-answering as sip:callee@127.0.0.1:PORT: baresip_callee()."""
     started = _Started(tmp_path)
 
-    def start(*, user: str = "callee") -> BaresipCallee:
-        return started.add(BaresipCallee(started.dir("baresip"), user=user))
+    def start(*, user: str = "callee", record_dir: Path | None = None) -> BaresipCallee:
+        return started.add(BaresipCallee(started.dir("baresip"), user=user, record_dir=record_dir))
 
     yield start
     started.stop_all()

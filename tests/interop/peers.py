@@ -745,6 +745,7 @@ class BaresipCallee(PeerProcess):
         sip_port: int | None = None,
         ctrl_port: int | None = None,
         user: str = "callee",
+        record_dir: Path | None = None,
     ) -> None:
         binary = require_binary("baresip", "baresip-core")
         self.host = LOOPBACK
@@ -760,6 +761,11 @@ class BaresipCallee(PeerProcess):
         config = re.sub(
             r"(?m)^ctrl_tcp_listen\s.*$", f"ctrl_tcp_listen\t\t{LOOPBACK}:{self.ctrl_port}", config
         )
+        if record_dir is not None:
+            # baresip's sndfile module writes what it hears (decoded) to dump-*-dec.wav there.
+            record_dir.mkdir(parents=True, exist_ok=True)
+            config += f"\nmodule\t\t\tsndfile.so\nsnd_path\t\t{record_dir}\n"
+        self.record_dir = record_dir
         (confdir / "config").write_text(config)
         accounts = (confdir / "accounts").read_text()
         accounts = re.sub(

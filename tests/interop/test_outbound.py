@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
+import soundfile
 
 from gateway.calls.optout_line import OptoutLine
 from gateway.calls.outbound import CallContext, CallPlan, CallRecord, place_call
@@ -309,3 +312,40 @@ async def test_optout_line_refuses_a_number_that_is_no_caller_id(fr: World) -> N
         await rig.close()
     assert (ended.cause, ended.answered) == (404, False)
     assert rig.line.calls == []
+
+
+async def test_what_baresip_hears_is_our_announcement(
+    baresip_callee: BaresipFactory, fr: World, tmp_path: Path
+) -> None:
+    """A real peer's recording of our stream decodes back to the prompts (issue 3)."""
+    callee = baresip_callee(user=NUMBER, record_dir=tmp_path / "heard")
+    record = await fr.call(callee.uri.split("@", 1)[1])
+    assert record.outcome == "completed", record
+    callee.stop()  # baresip closes its files when it exits
+    (heard,) = sorted((tmp_path / "heard").glob("dump-*-dec.wav"))
+    audio, rate = soundfile.read(heard, dtype="int16")
+    assert rate == 8000
+    recorded = audio.astype(np.float64)
+    start = 0
+    for segment in fr.plan.segments:  # identity, opt-out instruction, message, in order
+        ref = segment.prompt.samples.astype(np.float64)
+        if segment is fr.plan.segments[-1]:
+            # The BYE ends baresip's file with up to its jitter buffer (200 ms) still unplayed.
+            ref = ref[:-1600]
+        score, start = best_ncc(recorded, ref, start, start + 8000)
+        assert score >= 0.99, (segment.name, score)
+        start += ref.size - 200
+
+
+def best_ncc(
+    recorded: npt.NDArray[np.float64], ref: npt.NDArray[np.float64], lo: int, hi: int
+) -> tuple[float, int]:
+    """The best normalised cross-correlation of ``ref`` placed between samples lo and hi."""
+    hi = min(hi, recorded.size - ref.size)
+    assert hi >= lo, "the recording is shorter than the announcement"
+    window = recorded[lo : hi + ref.size]
+    scores = np.correlate(window, ref, mode="valid")
+    energy = np.convolve(window * window, np.ones(ref.size), mode="valid")
+    ncc = scores / np.sqrt(np.maximum(energy, 1e-9) * float(np.dot(ref, ref)))
+    best = int(np.argmax(ncc))
+    return float(ncc[best]), lo + best
