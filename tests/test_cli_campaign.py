@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import soundfile
+
 from tests.test_cli_store import Gateway, gw  # noqa: F401 (the fixture)
 
 CONTACTS = (
@@ -54,7 +57,14 @@ def test_contacts_import_refuses_a_file_it_cannot_use(gw: Gateway) -> None:  # n
     assert code == 2 and "not a UTF-8 CSV" in err and "nothing was imported" in err
 
 
+def spring_wav(gw: Gateway, seconds: float = 2.0) -> None:  # noqa: F811
+    """The campaign's message (``audio = "spring.wav"``, next to the campaign file)."""
+    t = np.arange(int(8000 * seconds)) / 8000
+    soundfile.write(gw.tmp / "spring.wav", 0.3 * np.sin(2 * np.pi * 440 * t), 8000)
+
+
 def test_start_pause_status(gw: Gateway) -> None:  # noqa: F811
+    spring_wav(gw)
     gw("contacts", "import", "spring-offer", gw.file("c.csv", "number\n+33612345601\n"))
     code, out, _ = gw("campaign", "start", "spring-offer")
     assert code == 0 and "active: 1 contacts pending" in out
@@ -68,3 +78,15 @@ def test_start_pause_status(gw: Gateway) -> None:  # noqa: F811
     )
     assert gw("campaign", "start", "nope")[0] == 2
     assert gw("campaign", "pause", "nope")[0] == 2
+
+
+def test_start_refuses_a_message_it_cannot_play_naming_the_file(gw: Gateway) -> None:  # noqa: F811
+    code, out, _ = gw("campaign", "start", "spring-offer")
+    assert code == 1 and "not started" in out
+    assert f"{gw.tmp / 'spring.wav'}" in out  # the campaign file's own directory, resolved
+
+
+def test_start_refuses_a_message_longer_than_a_call_may_last(gw: Gateway) -> None:  # noqa: F811
+    spring_wav(gw, seconds=70.0)  # max_call_duration is 60 s in this campaign
+    code, out, _ = gw("campaign", "start", "spring-offer")
+    assert code == 1 and "more than max_call_duration 60 s" in out

@@ -9,15 +9,21 @@ with its line and reason, the good rows are kept, a re-import changes nothing), 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import sys
+import tempfile
 from pathlib import Path
 
+from gateway.calls.plan import PromptSettings, announcement_problems, prepare_plan
+from gateway.campaign.model import Advertiser, Campaign
 from gateway.cli_common import UserError, add_config_option
 from gateway.cli_store import GROUPS, _now, _open, _run
+from gateway.config import Config
 from gateway.consent.policy import check_campaign
 from gateway.consent.zones import to_e164
+from gateway.media.prompts import PromptError
 from gateway.store import Store, StoreError
 
 __all__ = ["read_contacts", "register"]
@@ -104,12 +110,15 @@ def _contacts_import(args: argparse.Namespace) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     async def run() -> int:
-        _, store = await _open(args)
+        config, store = await _open(args)
         try:
             campaign = await store.get_campaign(args.name)
             if campaign is None:
                 raise UserError(f"no campaign {args.name!r} in the store")
-            problems = check_campaign(campaign, await store.get_advertiser(campaign.advertiser))
+            advertiser = await store.get_advertiser(campaign.advertiser)
+            problems = check_campaign(campaign, advertiser)
+            if not problems and advertiser is not None:
+                problems = await asyncio.to_thread(_announcement, config, campaign, advertiser)
             if problems:
                 print(f"campaign {args.name} not started: " + "; ".join(problems))
                 return 1
@@ -121,6 +130,24 @@ def _start(args: argparse.Namespace) -> int:
         return 0
 
     return _run(run())
+
+
+def _announcement(config: Config, campaign: Campaign, advertiser: Advertiser) -> list[str]:
+    """Prepare every segment as ``gateway run`` will, and check what it must fit."""
+    with tempfile.TemporaryDirectory(prefix="gateway-check-") as tmp:
+        work = Path(config.run.work_dir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        settings = PromptSettings(
+            work_dir=work,
+            base_dir=Path(config.run.campaign_dir or "."),
+            max_seconds=config.media.prompt_max_seconds,
+            max_bytes=config.media.prompt_max_bytes,
+        )
+        try:
+            plan = prepare_plan(campaign, advertiser, settings)
+        except PromptError as exc:
+            return [str(exc)]
+        return announcement_problems(campaign, plan)
 
 
 def _pause(args: argparse.Namespace) -> int:

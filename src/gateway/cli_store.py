@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import csv
 import io
 import json
@@ -30,7 +31,13 @@ from typing import IO
 
 from gateway import app
 from gateway.calls.outbound import RECORD_FIELDS
-from gateway.campaign.model import DefinitionError, load_advertiser, load_campaign
+from gateway.campaign.model import (
+    Campaign,
+    DefinitionError,
+    load_advertiser,
+    load_campaign,
+    parse_campaign,
+)
 from gateway.cli_common import UserError, add_config_option
 from gateway.config import Config, load
 from gateway.consent.evidence import FIELDS, RecordRow, record_to_json, validate_rows
@@ -139,9 +146,25 @@ def _advertiser_add(args: argparse.Namespace) -> int:
     return _run(run())
 
 
+def _with_absolute_audio(campaign: Campaign, path: Path) -> Campaign:
+    """Audio paths relative to the campaign file, stored absolute: ``gateway run`` finds them
+    whatever its working directory."""
+    raw = copy.deepcopy(dict(campaign.raw))
+    announcement = raw.get("announcement")
+    if not isinstance(announcement, dict):
+        return campaign
+    changed = False
+    for segment in announcement.values():
+        audio = segment.get("audio") if isinstance(segment, dict) else None
+        if isinstance(audio, str) and audio and not Path(audio).is_absolute():
+            segment["audio"] = str((path.parent / audio).resolve())
+            changed = True
+    return parse_campaign(raw, str(path)) if changed else campaign
+
+
 def _campaign_add(args: argparse.Namespace) -> int:
     try:
-        campaign = load_campaign(_read(args.file), str(args.file))
+        campaign = _with_absolute_audio(load_campaign(_read(args.file), str(args.file)), args.file)
     except DefinitionError as exc:
         raise UserError(str(exc)) from exc
 

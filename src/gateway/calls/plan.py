@@ -11,14 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from gateway.calls.optout_line import Line
 from gateway.calls.outbound import CallPlan
 from gateway.campaign.model import Advertiser, Campaign
 from gateway.campaign.model import Segment as SegmentSource
+from gateway.consent.profiles import PROFILES
 from gateway.media.player import Segment
 from gateway.media.prompts import Prompt, load_prompt, prompt_from_text
 
-__all__ = ["PromptSettings", "prepare_line", "prepare_plan"]
+__all__ = ["PromptSettings", "announcement_problems", "prepare_line", "prepare_plan"]
 
 #: What the opt-out line says, by language: who called, and the key that stops the calls.
 LINE_WORDS = {
@@ -69,6 +72,52 @@ def prepare_plan(campaign: Campaign, advertiser: Advertiser, settings: PromptSet
         ring_timeout=limits.ring_timeout,
         max_duration=limits.max_call_duration,
     )
+
+
+def announcement_problems(campaign: Campaign, plan: CallPlan) -> list[str]:
+    """What the prepared announcement breaks, for ``gateway campaign start`` (issue 5, item 2).
+
+    The whole announcement must be heard within the call's maximum duration, and the call must
+    fit inside one opening of the calling window (D223-9; 47 CFR 64.1200(c)(1)): a message
+    longer than every opening could never be placed. Under the US profile the opt-out
+    instruction must start within 2 s of the identification (64.1200(b)(3)); the player plays
+    it right after the identity, so only a silence at the identity's end could delay it.
+    """
+    problems: list[str] = []
+    lengths = {s.name: s.prompt.duration for s in plan.segments}
+    total = sum(lengths.values())
+    if total > plan.max_duration:
+        problems.append(
+            f"the announcement lasts {total:.1f} s, more than max_call_duration "
+            f"{plan.max_duration:.0f} s"
+        )
+    profile = PROFILES.get(campaign.profile)
+    if profile is not None:
+        openings = [
+            (end.hour * 3600 + end.minute * 60) - (start.hour * 3600 + start.minute * 60)
+            for spans in profile.hours.values()
+            for start, end in spans
+        ]
+        longest = max(openings, default=0)
+        if min(total, plan.max_duration) > longest:
+            problems.append(
+                f"the message ({total:.0f} s) fits in no calling window (longest {longest} s)"
+            )
+    identity = next((s for s in plan.segments if s.name == "identity"), None)
+    if campaign.profile == "us" and identity is not None:
+        tail = _trailing_silence(identity.prompt)
+        if tail > 2.0:
+            problems.append(
+                f"the opt-out instruction starts {tail:.1f} s after the identity ends (2 s at most)"
+            )
+    return problems
+
+
+def _trailing_silence(prompt: Prompt) -> float:
+    """Seconds of near-silence (below -50 dBFS) at the end of ``prompt``."""
+    loud = np.flatnonzero(np.abs(prompt.samples.astype(np.int32)) > 100)
+    last = int(loud[-1]) + 1 if loud.size else 0
+    return (prompt.samples.size - last) / 8000
 
 
 def prepare_line(advertiser: Advertiser, key: str, language: str, settings: PromptSettings) -> Line:
