@@ -173,6 +173,9 @@ async def test_message_played_to_the_end_when_nobody_presses(
     assert record.outcome == "completed", record
     ends = [name for what, name, _ in record.segments if what == "end"]
     assert ends == ["identity", "optout", "message"]
+    # This SIPp callee listens without sending audio: the record says so.
+    assert record.packets_received == 0
+    assert record.outcome_fields().extra["media_warning"] == "no RTP received from the far end"
     assert not await fr.store.is_opposed(NUMBER, "maison-dupont")
 
 

@@ -44,9 +44,14 @@ RECORD_FIELDS = (
     "packets_sent",
     "packets_received",
     "far_fraction_lost",
+    "media_warning",
 )
 
 log = logging.getLogger(__name__)
+
+#: Seconds beyond ringing and the longest duration that the SIP timers may still need
+#: (64*T1 for a CANCEL or BYE transaction, with room to spare).
+SIP_MARGIN = 90.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,10 @@ class CallRecord:
             extra["far_fraction_lost"] = f"{self.far_fraction_lost:.4f}"
         if self.optout_latency_ms is not None:
             extra["optout_latency_ms"] = f"{self.optout_latency_ms:.2f}"
+        if self.answered_at is not None and self.packets_received == 0:
+            # The far end sent no RTP: its keys could only come by SIP INFO (RFC 4733 and
+            # in-band need its audio). Said in the record rather than guessed at.
+            extra["media_warning"] = "no RTP received from the far end"
 
         def at(name: str) -> datetime | None:
             if base is None or name not in segment_start:
@@ -170,8 +179,18 @@ async def _call(ctx: CallContext, plan: CallPlan, decision: Decision, record: Ca
         record.hangup_reason = "opposition registered before the INVITE"
         return
     stream = await ctx.media.open_stream(label=number)
+    call = _Call(ctx, plan, decision, record)
+    # A call cannot outlive ringing, its longest duration and the SIP timers: past that, the
+    # SIP layer lost it, and the call is ended here rather than left open for ever.
+    limit = plan.ring_timeout + plan.max_duration + SIP_MARGIN
     try:
-        await _Call(ctx, plan, decision, record).run(stream)
+        async with asyncio.timeout(limit):
+            await call.run(stream)
+    except TimeoutError:
+        record.outcome, record.ended_by = "error", "error"
+        record.hangup_reason = f"no end of call from the SIP layer after {limit:.0f} s"
+        if call.call_id:
+            ctx.service.hangup(call.call_id, 'SIP;cause=500;text="call lost"')
     finally:
         stats = stream.stats
         record.packets_sent, record.packets_received = stats.packets_sent, stats.packets_received
