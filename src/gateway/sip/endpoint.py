@@ -19,7 +19,7 @@ from gateway.sip.auth import DigestSession
 from gateway.sip.checks import check_request, check_response
 from gateway.sip.errors import SipError
 from gateway.sip.events import Address, Event, OptionsAnswered, TrunkStateChanged
-from gateway.sip.message import Headers, Request, Response, parse, response_for
+from gateway.sip.message import Request, Response, parse, response_for
 from gateway.sip.routing import (
     SourceFilter,
     default_port,
@@ -36,6 +36,7 @@ from gateway.sip.transaction import (
     client_transaction,
     server_transaction,
 )
+from gateway.sip.trunks import Trunk, TrunkSettings, options_request
 from gateway.sip.uri import SipURI
 
 __all__ = ["ALLOWED_METHODS", "Endpoint", "EndpointSettings", "TrunkSettings"]
@@ -50,20 +51,6 @@ ResponseHandler = Callable[[ClientTransaction, Response | None, float], None]
 
 
 @dataclass(frozen=True)
-class TrunkSettings:
-    """A trunk as the core sees it: its URI, credentials and the addresses it sends from."""
-
-    name: str
-    uri: str
-    username: str = ""
-    password: str = ""
-    from_domain: str = ""
-    keepalive_interval: float = 30.0
-    #: Source hosts (IP addresses) accepted as this trunk, besides the URI's host.
-    sources: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class EndpointSettings:
     timers: Timers = field(default_factory=Timers)
     user_agent: str = "gateway"
@@ -73,16 +60,6 @@ class EndpointSettings:
     min_se: int = 90
     #: Requests per second answered to one address that is not a trunk; the rest are dropped.
     stranger_rate: int = 50
-
-
-@dataclass
-class _Trunk:
-    settings: TrunkSettings
-    uri: SipURI
-    address: Address
-    auth: DigestSession | None
-    up: bool | None = None
-    keepalive_handle: int | None = None
 
 
 class Endpoint:
@@ -98,14 +75,14 @@ class Endpoint:
         self.settings = settings
         self.rng = rng
         self.transactions = TransactionLayer()
-        self.trunks: dict[str, _Trunk] = {}
+        self.trunks: dict[str, Trunk] = {}
         self._sources: dict[str, str] = {}
         for t in trunks:
             uri = SipURI.parse(t.uri)
             transport = uri.transport or ("tls" if uri.scheme == "sips" else "udp")
             address = Address(transport, uri.host_address, uri.port or default_port(transport))
             auth = DigestSession(t.username, t.password) if t.username else None
-            self.trunks[t.name] = _Trunk(t, uri, address, auth)
+            self.trunks[t.name] = Trunk(t, uri, address, auth)
             for host in (uri.host_address, *t.sources):
                 self._sources.setdefault(host, t.name)
         self.local: dict[str, tuple[str, int]] = {}
@@ -545,27 +522,16 @@ class Endpoint:
         t = self.trunks[trunk]
         return self._send_options(t, now, keepalive=False)
 
-    def _send_options(self, t: _Trunk, now: float, *, keepalive: bool) -> str:
+    def _send_options(self, t: Trunk, now: float, *, keepalive: bool) -> str:
         transport = t.address.transport
         call_id = self.new_call_id(transport)
-        host = f"{t.uri.host}" + (f":{t.uri.port}" if t.uri.port else "")
-        domain = t.settings.from_domain or t.uri.host
-        request = Request(
-            "OPTIONS",
-            str(SipURI(t.uri.scheme, None, None, t.uri.host, t.uri.port, dict(t.uri.params))),
-            Headers(
-                [
-                    ("Via", self.via(transport)),
-                    ("Max-Forwards", "70"),
-                    ("From", f"<sip:gw@{domain}>;tag={self.tag()}"),
-                    ("To", f"<sip:{host}>"),
-                    ("Call-ID", call_id),
-                    ("CSeq", "1 OPTIONS"),
-                    ("Contact", self.contact(transport)),
-                    ("Accept", "application/sdp"),
-                    ("User-Agent", self.settings.user_agent),
-                ]
-            ),
+        request = options_request(
+            t,
+            via=self.via(transport),
+            tag=self.tag(),
+            call_id=call_id,
+            contact=self.contact(transport),
+            user_agent=self.settings.user_agent,
         )
         sent = now
 
@@ -584,14 +550,14 @@ class Endpoint:
         self.send_request(request, t.address, now, answered)
         return call_id
 
-    def _keepalive(self, t: _Trunk, now: float) -> None:
+    def _keepalive(self, t: Trunk, now: float) -> None:
         self._send_options(t, now, keepalive=True)
         t.keepalive_handle = self.schedule(
             now + t.settings.keepalive_interval, lambda at: self._keepalive(t, at)
         )
 
     def _keepalive_result(
-        self, t: _Trunk, status: int, answered: bool, rtt: float, now: float
+        self, t: Trunk, status: int, answered: bool, rtt: float, now: float
     ) -> None:
         # Any answer proves the trunk is there (even 403 or 404); silence or a transport
         # failure marks it down.
