@@ -14,7 +14,7 @@ import numpy.typing as npt
 from gateway.media import g711
 from gateway.media.inband import DIGITS, HIGH_GROUP, LOW_GROUP
 from gateway.media.prompts import SAMPLE_RATE, Prompt
-from gateway.media.rtp import RtpPacket, ts_diff
+from gateway.media.rtp import ts_diff
 from gateway.media.session import MediaSession
 
 __all__ = ["PRESS_SECONDS", "Behaviour", "CalleeResult", "PressHow", "Recorder", "dtmf_tone"]
@@ -106,8 +106,7 @@ def dtmf_tone(key: str, seconds: float = PRESS_SECONDS) -> Prompt:
 class Recorder:
     """The received audio of one stream, each payload placed where its RTP timestamp says.
 
-    The media layer has no hook for received audio, so this wraps the session's
-    ``receive_rtp`` (as the media tests do): a lost packet stays a gap of silence instead of
+    It takes the session's ``on_audio`` hook: a lost packet stays a gap of silence instead of
     shifting what follows, and RFC 4733 events, which replace the audio while a key is
     pressed, leave silence of their length.
     """
@@ -120,30 +119,19 @@ class Recorder:
         self._base_ts = 0
         self._base_pos = 0
         self._end = 0
-        receive = session.receive_rtp
+        session.on_audio = self._take
 
-        def tap(data: bytes, addr: tuple[str, int], now: float) -> None:
-            receive(data, addr, now)
-            if self.recording and session.started:
-                self._take(data)
-
-        session.receive_rtp = tap  # type: ignore[method-assign]
-
-    def _take(self, data: bytes) -> None:
-        try:
-            packet = RtpPacket.parse(data)
-        except ValueError:
-            return  # counted as malformed by the session
-        if packet.payload_type not in (0, 8):
-            return  # telephone-event, comfort noise: not audio we can decode
-        if packet.ssrc != self._ssrc:
-            self._ssrc, self._base_ts, self._base_pos = packet.ssrc, packet.timestamp, self._end
-        position = self._base_pos + ts_diff(packet.timestamp, self._base_ts)
+    def _take(self, payload_type: int, timestamp: int, ssrc: int, payload: bytes) -> None:
+        if not self.recording:
+            return
+        if ssrc != self._ssrc:
+            self._ssrc, self._base_ts, self._base_pos = ssrc, timestamp, self._end
+        position = self._base_pos + ts_diff(timestamp, self._base_ts)
         if position < 0 or position > self._end + _MAX_GAP:
             # A jump of the far end's clock: carry on from the end of what we have.
-            self._base_ts, self._base_pos, position = packet.timestamp, self._end, self._end
-        self._chunks.append((position, packet.payload_type, packet.payload))
-        self._end = max(self._end, position + len(packet.payload))
+            self._base_ts, self._base_pos, position = timestamp, self._end, self._end
+        self._chunks.append((position, payload_type, payload))
+        self._end = max(self._end, position + len(payload))
 
     def samples(self) -> npt.NDArray[np.int16]:
         """The linear audio heard so far (silence where nothing came)."""

@@ -14,6 +14,7 @@ import dataclasses
 import random
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import g711
@@ -95,6 +96,9 @@ class MediaSession:
         self.origin = 0.0
         self.sending = False
         self.started = False
+        #: Called with (payload type, RTP timestamp, SSRC, payload) for each G.711 packet
+        #: received after the start: a recorder's hook (the demo's simulated callees).
+        self.on_audio: Callable[[int, int, int, bytes], None] | None = None
         self.payload_type = 0
         self.codec = "PCMU"
         self.telephone_event_pt: int | None = None
@@ -260,8 +264,11 @@ class MediaSession:
             event = self._te_receiver.receive(packet, now - self.origin)
             if event is not None:
                 self._report_press(event)
-        elif (payload_type == 0 or payload_type == 8) and self._bank is not None:  # noqa: PLR1714
-            self._push_audio(payload, payload_type, timestamp, ssrc, now - self.origin)
+        elif payload_type == 0 or payload_type == 8:  # noqa: PLR1714
+            if self.on_audio is not None:
+                self.on_audio(payload_type, timestamp, ssrc, payload)
+            if self._bank is not None:
+                self._push_audio(payload, payload_type, timestamp, ssrc, now - self.origin)
 
     def _push_audio(
         self, payload: bytes, payload_type: int, timestamp: int, ssrc: int, media_time: float
