@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -394,30 +394,27 @@ def _audit_verify(args: argparse.Namespace) -> int:
 def _export_attempts(args: argparse.Namespace) -> int:
     # The call record's own fields (times of 180 and BYE, segments, media figures) follow.
     columns = (*ATTEMPT_COLUMNS, *OUTCOME_FIELDS, *(f"extra.{f}" for f in RECORD_FIELDS))
-
-    async def run() -> int:
-        _, store = await _open(args)
-        out = csv.writer(sys.stdout, lineterminator="\n")
-        out.writerow(columns)
-        try:
-            async for row in store.export_attempts():
-                out.writerow(["" if row.get(c) is None else row[c] for c in columns])
-        finally:
-            await store.close()
-        return 0
-
-    return _run(run())
+    return _export_csv(args, columns, lambda store: store.export_attempts())
 
 
 def _export_oppositions(args: argparse.Namespace) -> int:
     columns = ("id", "number_hmac", "scope", "source", "at", "attempt_id")
+    return _export_csv(args, columns, lambda store: store.export_oppositions())
+
+
+def _export_csv(
+    args: argparse.Namespace,
+    columns: Sequence[str],
+    rows: Callable[[Store], AsyncIterator[dict[str, object]]],
+) -> int:
+    """Stream ``rows`` of the store to stdout as CSV with ``columns`` (empty for None)."""
 
     async def run() -> int:
         _, store = await _open(args)
         out = csv.writer(sys.stdout, lineterminator="\n")
         out.writerow(columns)
         try:
-            async for row in store.export_oppositions():
+            async for row in rows(store):
                 out.writerow(["" if row.get(c) is None else row[c] for c in columns])
         finally:
             await store.close()

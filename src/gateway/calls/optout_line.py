@@ -19,13 +19,12 @@ from datetime import datetime
 import phonenumbers
 
 from gateway.calls import script as sc
+from gateway.calls.outbound import script_input, start_media
 from gateway.calls.service import CallService, HangupRequested
-from gateway.media.events import DtmfReceived as MediaDtmf
-from gateway.media.events import SegmentEnded, SegmentStarted
 from gateway.media.player import Player, Segment
 from gateway.media.transport import MediaEngine
 from gateway.sip.errors import SipError
-from gateway.sip.events import CallEnded, DtmfReceived, IncomingCall
+from gateway.sip.events import CallEnded, IncomingCall
 from gateway.sip.sdp import SessionDescription, make_answer
 from gateway.sip.uri import SipURI
 from gateway.store.base import Store
@@ -144,13 +143,7 @@ class OptoutLine:
             stream.on_event = queue.put_nowait
             self.service.accept(event.call_id, bytes(answer))
             record.answered = True
-            stream.start(
-                remote=(audio.remote_address, audio.remote_port),
-                payload_type=audio.payload_type,
-                codec=audio.codec,
-                telephone_event_pt=audio.telephone_event_pt,
-                player=player,
-            )
+            start_media(stream, audio, player)
             await self._converse(
                 event.call_id, line=line, number=number, player=player, queue=queue, record=record
             )
@@ -197,14 +190,9 @@ class OptoutLine:
             if isinstance(event, HangupRequested):
                 self.service.hangup(call_id)
                 continue
-            if isinstance(event, MediaDtmf):
-                pending = script.handle(sc.Digit(event.digit, event.how, event.media_time))
-            elif isinstance(event, DtmfReceived):
-                pending = script.handle(sc.Digit(event.digit, "info", at))
-            elif isinstance(event, SegmentStarted):
-                pending = script.handle(sc.SegmentStarted(event.name, event.media_time))
-            elif isinstance(event, SegmentEnded):
-                pending = script.handle(sc.SegmentFinished(event.name, event.media_time))
+            heard = script_input(event, at)
+            if heard is not None:
+                pending = script.handle(heard)
 
     async def _commit(
         self, script: sc.Script, line: Line, number: str | None, record: LineCall

@@ -28,7 +28,15 @@ from gateway.sip.events import CallAnswered, CallEnded, CallProgressed, CallUpda
 from gateway.sip.sdp import AudioSession, make_offer
 from gateway.store.base import Store
 
-__all__ = ["RECORD_FIELDS", "CallContext", "CallPlan", "CallRecord", "place_call"]
+__all__ = [
+    "RECORD_FIELDS",
+    "CallContext",
+    "CallPlan",
+    "CallRecord",
+    "place_call",
+    "script_input",
+    "start_media",
+]
 
 #: What a call record adds to its attempt (``AttemptOutcome.extra``), in export order.
 RECORD_FIELDS = (
@@ -263,19 +271,14 @@ class _Call:
                 record.answered_at, self.answered_mono = ctx.clock(), self.loop.time()
                 deadline = self.answered_mono + plan.max_duration
                 self.player = Player(event.audio.codec)
-                _start_media(stream, event.audio, self.player)
+                start_media(stream, event.audio, self.player)
                 inputs.append(sc.Answered(0.0))
             elif isinstance(event, CallUpdated):
                 _update_media(stream, event.audio)
-            elif isinstance(event, DtmfReceived):
-                self.digit_known = time.perf_counter()
-                inputs.append(sc.Digit(event.digit, "info", self.media_time()))
-            elif isinstance(event, MediaDtmf):
-                inputs.append(sc.Digit(event.digit, event.how, event.media_time))
-            elif isinstance(event, SegmentStarted):
-                inputs.append(sc.SegmentStarted(event.name, event.media_time))
-            elif isinstance(event, SegmentEnded):
-                inputs.append(sc.SegmentFinished(event.name, event.media_time))
+            elif (heard := script_input(event, self.media_time())) is not None:
+                if isinstance(event, DtmfReceived):
+                    self.digit_known = time.perf_counter()
+                inputs.append(heard)
             elif isinstance(event, HangupRequested):
                 record.hangup_reason, record.bye_at = event.reason, ctx.clock()
                 ctx.service.hangup(self.call_id, f'SIP;cause=200;text="{event.reason}"')
@@ -328,7 +331,24 @@ class _Call:
         return self.script.handle(sc.OppositionCommitted(self.media_time()))
 
 
-def _start_media(stream: RtpStream, audio: AudioSession, player: Player) -> None:
+def script_input(event: object, now: float) -> sc.Event | None:
+    """The script's view of a key press or a segment's start or end, from media or SIP INFO.
+
+    ``now`` dates a SIP INFO press (media events carry their own media time).
+    """
+    if isinstance(event, MediaDtmf):
+        return sc.Digit(event.digit, event.how, event.media_time)
+    if isinstance(event, DtmfReceived):
+        return sc.Digit(event.digit, "info", now)
+    if isinstance(event, SegmentStarted):
+        return sc.SegmentStarted(event.name, event.media_time)
+    if isinstance(event, SegmentEnded):
+        return sc.SegmentFinished(event.name, event.media_time)
+    return None
+
+
+def start_media(stream: RtpStream, audio: AudioSession, player: Player) -> None:
+    """Send ``player``'s audio to the far end of ``audio`` (held if it said so)."""
     stream.start(
         remote=(audio.remote_address, audio.remote_port),
         payload_type=audio.payload_type,
