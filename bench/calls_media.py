@@ -5,7 +5,7 @@ Phase 1: N contacts, each call answered by SIPp (``uas_answer``), which listens 
 gateway plays a ~10 s message and hangs up: the peak of calls up at once (each sending 50 RTP
 packets a second), the set-up rate reached, and the process's CPU time per call.
 Phase 2: SIPp callees that press 9 as RFC 4733 events 1.5 s after answering
-(``../shared/peers/sipp/uas_answer_dtmf.xml``): the time from the key press reaching the
+(``tests/interop/sipp/uas_answer_dtmf.xml``): the time from the key press reaching the
 gateway to the opposition being durably written (SQLite, full sync), p50 and p99.
 
 Run: ``python -m bench.calls_media [--calls 1000 --cps 200]``; ``make bench`` calls :func:`run`.
@@ -24,7 +24,7 @@ from pathlib import Path
 from tests.interop.peers import start_sipp_uas
 from tests.interop.test_dialer import campaign_toml, dialing, open_test_store, peak_overlap, seed
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "peers" / "sipp"
+SCENARIOS = Path(__file__).resolve().parents[1] / "tests" / "interop" / "sipp"
 #: About 10 s of speech once synthesised.
 MESSAGE = (
     "Nos offres de printemps sont arrivées. Moins vingt pour cent sur tout le magasin, "
@@ -78,7 +78,7 @@ async def _phase(
 
 async def _bench(calls: int, cps: float, optouts: int, work: Path) -> dict[str, float]:
     load = await _phase(work, "uas_answer", calls, cps, "1")
-    opt = await _phase(work, SHARED / "uas_answer_dtmf.xml", optouts, min(cps, 50.0), "2")
+    opt = await _phase(work, SCENARIOS / "uas_answer_dtmf.xml", optouts, min(cps, 50.0), "2")
     out = {f"load_{k}": round(v, 3) for k, v in load.items()}
     out.update({f"optout_{k}": round(v, 3) for k, v in opt.items()})
     return out

@@ -32,9 +32,9 @@ import pytest
 from gateway.sip.endpoint import Endpoint, EndpointSettings
 from gateway.sip.message import parse
 from gateway.sip.transport import ListenSpec, SipTransport
+from tests.paths import RFC4475
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "fixtures" / "sip" / "rfc4475"
+FIXTURES = RFC4475
 ROOT = Path(__file__).resolve().parents[1]
 
 # Loopback hosts the gateway accepts as its trunk. The torture messages are sent from the first

@@ -729,7 +729,7 @@ def require_kamailio_module(module: str, package: str) -> None:
 class BaresipCallee(PeerProcess):
     """baresip 1.0 as an auto-answering callee (user "callee"), tone as audio, DTMF on command.
 
-    Runs from a tmp copy of tests/interop/baresip/ (project copy of ../shared/peers/baresip) with
+    Runs from a tmp copy of tests/interop/baresip/ with
     sip_listen, ctrl_tcp_listen and the account line rewritten to free ports.
     """
 

@@ -37,7 +37,6 @@ from tests.consent.helpers import FR_ADVERTISER, record
 from tests.interop.conftest import SippUasFactory
 from tests.store.conftest import Backend, backend  # noqa: F401 (the fixture: both backends)
 
-SHARED_SIPP = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "sipp"
 KEY = b"dialer-test-key-0123456789"
 #: Monday 2026-11-30, 11:00 in Paris: inside the French calling window.
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -484,7 +483,7 @@ async def test_sigkill_mid_campaign_then_restart_loses_no_opposition_and_exceeds
 ) -> None:
     nums = numbers(8)
     # Every callee answers and presses 1 then 9 (RFC 4733) about 1.5 s later: an opt-out.
-    callee = sipp_uas(SHARED_SIPP / "uas_answer_dtmf.xml", calls=None)
+    callee = sipp_uas("uas_answer_dtmf.xml", calls=None)
     store = await open_test_store(tmp_path)
     campaign = campaign_toml("k", cps=4, concurrent=4, attempts=2, retry_after=0.5)
     await seed(store, {"k": campaign}, {"k": nums}, nums)

@@ -34,7 +34,6 @@ from tests.interop.conftest import BaresipFactory, SippUasFactory
 from tests.interop.peers import run_sipp_uac
 from tests.interop.uac import Uac
 
-SHARED_SIPP = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "sipp"
 KEY = b"outbound-test-key-0123456789"
 #: Monday 2026-11-30, 11:00 in Paris: inside the French calling window.
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -138,7 +137,7 @@ async def test_optout_by_rfc4733_is_committed_before_the_bye(
     sipp_uas: SippUasFactory, fr: World
 ) -> None:
     # The SIPp callee answers, then presses 1 and 9 as RFC 4733 events (Debian's captures).
-    callee = sipp_uas(SHARED_SIPP / "uas_answer_dtmf.xml")
+    callee = sipp_uas("uas_answer_dtmf.xml")
     record = await fr.call(callee.address)
     assert record.outcome == "opted_out", record
     assert [(d, how) for d, how, _ in record.dtmf] == [("1", "rfc4733"), ("9", "rfc4733")]
@@ -158,7 +157,7 @@ async def test_optout_by_rfc4733_is_committed_before_the_bye(
 
 
 async def test_inband_optout_is_detected(sipp_uas: SippUasFactory, fr: World) -> None:
-    callee = sipp_uas(SHARED_SIPP / "uas_answer_inband.xml")
+    callee = sipp_uas("uas_answer_inband.xml")
     record = await fr.call(callee.address)
     assert ("9", "inband") in [(d, how) for d, how, _ in record.dtmf], record
     assert record.outcome == "opted_out"

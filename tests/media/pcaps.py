@@ -5,10 +5,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-#: Captures shipped by Debian's sip-tester package (SIPp), recorded by people outside this project.
-SIPP_PCAPS = Path("/usr/share/sip-tester")
-#: Captures made for this project's peers (../shared/peers/sipp).
-PEER_PCAPS = Path("/work/shared/peers/sipp/pcap")
+from tests.paths import PEER_PCAPS, SIPP_PCAPS
+
+__all__ = ["PEER_PCAPS", "SIPP_PCAPS", "udp_payloads"]
 
 
 def udp_payloads(path: Path) -> list[tuple[float, int, bytes]]:

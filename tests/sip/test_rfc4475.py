@@ -9,9 +9,7 @@ be refused with a status the manifest allows; responses are never answered ("dro
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -25,11 +23,9 @@ from gateway.sip.message import (
     parse,
     response_for,
 )
+from tests.paths import RFC4475
 
-SHARED = Path(
-    os.environ.get("GATEWAY_SHARED", str(Path(__file__).resolve().parents[2].parent / "shared"))
-)
-FIXTURES = SHARED / "fixtures" / "sip" / "rfc4475"
+FIXTURES = RFC4475
 
 # The methods this gateway's user agent serves (REGISTER and MESSAGE are not among them).
 UA_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "PRACK", "UPDATE", "NOTIFY")

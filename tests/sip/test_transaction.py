@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -37,8 +36,9 @@ from gateway.sip.transaction import (
     server_key,
     server_transaction,
 )
+from tests.paths import RFC4475
 
-FIXTURES = Path("/work/shared/fixtures/sip/rfc4475")
+FIXTURES = RFC4475
 
 # RFC 3261 section 17.1.1.2 with T1 = 500 ms: the INVITE leaves at 0, then Timer A doubles.
 INVITE_SENDS_T1_500MS = [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
