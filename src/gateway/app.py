@@ -13,6 +13,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.config import Config, ConfigError
@@ -29,6 +30,15 @@ from gateway.store import StoreError, open_store
 from gateway.store.base import Store
 
 log = logging.getLogger("gateway")
+
+#: What reads the time of day for consent and scheduling: an aware UTC datetime. The edges pass
+#: one down (the real one in production, a fixed or simulated one in tests and the demo), so
+#: that everything a command or a service stamps comes from the same clock.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def endpoint_settings(config: Config) -> EndpointSettings:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from gateway import __version__, cli_campaign, cli_sip, cli_store
+from gateway import __version__, app, cli_campaign, cli_sip, cli_store
 from gateway.cli_common import UserError
 from gateway.config import ConfigError
 
@@ -58,9 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: app.Clock = app.utc_now) -> int:
+    """Run one ``gateway`` command. ``clock`` is what every time it stamps or decides at comes
+    from: the real clock for the command, a test's or the demo's when they run commands."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.clock = clock
     handler_out = logging.StreamHandler(sys.stderr)
     if args.log_format == "json":
         handler_out.setFormatter(JsonFormatter())

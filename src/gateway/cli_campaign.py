@@ -19,7 +19,7 @@ from pathlib import Path
 from gateway.calls.plan import PromptSettings, announcement_problems, prepare_plan
 from gateway.campaign.model import Advertiser, Campaign
 from gateway.cli_common import UserError, add_config_option
-from gateway.cli_store import GROUPS, _now, _open, _run
+from gateway.cli_store import GROUPS, _open, _run
 from gateway.config import Config
 from gateway.consent.policy import check_campaign
 from gateway.consent.zones import to_e164
@@ -93,7 +93,7 @@ def _contacts_import(args: argparse.Namespace) -> int:
         _, store = await _open(args)
         try:
             await _campaign_or_fail(store, args.campaign)
-            new = await store.add_contacts(args.campaign, good, _now())
+            new = await store.add_contacts(args.campaign, good, args.clock())
         except StoreError as exc:
             raise UserError(f"{args.file}: {exc}; nothing was imported") from exc
         finally:
@@ -122,7 +122,7 @@ def _start(args: argparse.Namespace) -> int:
             if problems:
                 print(f"campaign {args.name} not started: " + "; ".join(problems))
                 return 1
-            await store.set_run_state(args.name, "active", _now())
+            await store.set_run_state(args.name, "active", args.clock())
             status = await store.campaign_status(args.name)
         finally:
             await store.close()
@@ -155,7 +155,7 @@ def _pause(args: argparse.Namespace) -> int:
         _, store = await _open(args)
         try:
             await _campaign_or_fail(store, args.name)
-            await store.set_run_state(args.name, "paused", _now())
+            await store.set_run_state(args.name, "paused", args.clock())
         finally:
             await store.close()
         print(f"campaign {args.name} paused: no new calls (calls in progress finish)")

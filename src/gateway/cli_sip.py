@@ -47,7 +47,7 @@ def event_loop() -> asyncio.AbstractEventLoop:
 def _run(args: argparse.Namespace) -> int:
     config = load(args.config)
     with asyncio.Runner(loop_factory=event_loop) as runner:
-        runner.run(daemon.run(config))
+        runner.run(daemon.run(config, clock=args.clock))
     return 0
 
 

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -116,10 +116,6 @@ def _run(coro: object) -> int:
     return result
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)  # the edge reads the clock; the cores are given it
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -137,7 +133,7 @@ def _advertiser_add(args: argparse.Namespace) -> int:
     async def run() -> int:
         _, store = await _open(args)
         try:
-            version = await store.put_advertiser(adv, _now())
+            version = await store.put_advertiser(adv, args.clock())
         finally:
             await store.close()
         print(f"advertiser {adv.id} stored (version {version})")
@@ -175,7 +171,7 @@ def _campaign_add(args: argparse.Namespace) -> int:
             problems = check_campaign(campaign, adv)
             if problems:
                 raise UserError(f"{args.file}: " + "; ".join(problems))
-            version = await store.put_campaign(campaign, _now())
+            version = await store.put_campaign(campaign, args.clock())
         finally:
             await store.close()
         print(f"campaign {campaign.name} stored (version {version})")
@@ -251,7 +247,7 @@ def _consent_import(args: argparse.Namespace) -> int:
                     counts["accepted"] += 1
                     rows.append(row)
             if len(rows) >= BATCH:
-                counts["new"] += await store.add_record_rows(rows, _now())
+                counts["new"] += await store.add_record_rows(rows, args.clock())
                 rows.clear()
             if time.monotonic() - last > 0.5:
                 last = time.monotonic()
@@ -279,7 +275,7 @@ def _consent_import(args: argparse.Namespace) -> int:
             await submit(chunk)
             while pending:
                 await settle(await pending.popleft())
-            counts["new"] += await store.add_record_rows(rows, _now())
+            counts["new"] += await store.add_record_rows(rows, args.clock())
             if counts["new"]:
                 await store.refresh_statistics()
         except (UnicodeDecodeError, csv.Error, StoreError, OSError) as exc:
@@ -328,7 +324,7 @@ def _oppose(args: argparse.Namespace) -> int:
     async def run() -> int:
         _, store = await _open(args)
         try:
-            await store.add_opposition(number, scope, args.source, _now())
+            await store.add_opposition(number, scope, args.source, args.clock())
         finally:
             await store.close()
         who = "every advertiser" if args.all else f"advertiser {scope}"
@@ -340,7 +336,7 @@ def _oppose(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     number = args.number.strip()
-    now = _now()
+    now = args.clock()
     if args.at:
         try:
             now = datetime.fromisoformat(args.at)

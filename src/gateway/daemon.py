@@ -17,7 +17,6 @@ import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway import app
@@ -36,11 +35,8 @@ __all__ = ["Gateway", "run"]
 
 log = logging.getLogger("gateway")
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+Clock = app.Clock
+utc_now = app.utc_now
 
 
 @dataclass
@@ -177,13 +173,13 @@ async def _open_store(config: Config) -> Store | None:
     return await app.open_configured_store(config, key)
 
 
-async def run(config: Config, stop: asyncio.Event | None = None) -> None:
+async def run(config: Config, stop: asyncio.Event | None = None, *, clock: Clock = utc_now) -> None:
     """``gateway run``: the service until SIGTERM (or ``stop``)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    gateway = await Gateway.start(config)
+    gateway = await Gateway.start(config, clock=clock)
     log.info("gateway running; SIGTERM stops it")
     try:
         await stop.wait()

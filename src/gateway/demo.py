@@ -79,20 +79,22 @@ COLUMNS = (
 WORDING = "J'accepte d'être appelé par Maison Dupont"
 
 
-def consent_row(number: str, prechecked: str = "no") -> str:
+def consent_row(number: str, collected: datetime, prechecked: str = "no") -> str:
     return (
         f"{number},maison-dupont,consent,consumer,commercial,automated_call,"
-        f"2026-09-01T10:00:00+02:00,web form,maison-dupont,{WORDING},form-2026-09,"
+        f"{collected.isoformat()},web form,maison-dupont,{WORDING},form-{collected:%Y-%m},"
         f"{'ab' * 32},{prechecked},checkbox"
     )
 
 
-def mix() -> tuple[list[str], list[str], dict[str, Behaviour], dict[str, str]]:
-    """Contacts, consent rows, callee behaviours and what each special number shows."""
+def mix(now: datetime) -> tuple[list[str], list[str], dict[str, Behaviour], dict[str, str]]:
+    """Contacts, consent rows, callee behaviours and what each special number shows; the
+    consents were collected three months before ``now``, the demo's simulated time."""
+    collected = (now - timedelta(days=91)).replace(microsecond=0)
     mobiles = [f"+3361234{i:04d}" for i in range(1, 26)]
     notes: dict[str, str] = {}
     behaviours: dict[str, Behaviour] = {}
-    consents = [consent_row(n) for n in mobiles[:22]]
+    consents = [consent_row(n, collected) for n in mobiles[:22]]
     behaviours[mobiles[1]] = Behaviour(press="9", press_at=2.0, press_how="rfc4733")
     behaviours[mobiles[4]] = Behaviour(press="9", press_at=5.0, press_how="inband")
     behaviours[mobiles[7]] = Behaviour(press="9", press_at=7.0, press_how="info")
@@ -112,13 +114,13 @@ def mix() -> tuple[list[str], list[str], dict[str, Behaviour], dict[str, str]]:
         }
     )
     opposed, prechecked = mobiles[20], mobiles[21]
-    consents[21] = consent_row(prechecked, prechecked="yes")
+    consents[21] = consent_row(prechecked, collected, prechecked="yes")
     notes[opposed] = "objected before the campaign"
     notes[prechecked] = "consent by a pre-ticked box (refused at import)"
     for n in mobiles[22:]:
         notes[n] = "no consent on record"
     overseas = "+590690123456"  # Guadeloupe: 05:30 there while Paris is at work
-    consents.append(consent_row(overseas))
+    consents.append(consent_row(overseas, collected))
     notes[overseas] = "Guadeloupe (UTC-4): outside its calling window"
     contacts = [*mobiles, overseas, "+3361234", "0612345678"]
     notes["+3361234"] = "not a valid number (refused at contacts import)"
@@ -153,7 +155,10 @@ async def run_demo(directory: Path | None = None, limit: float = 180.0) -> int:
     base = directory or Path(tempfile.mkdtemp(prefix="gateway-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     say(f"gateway demo: everything is in {base}")
-    contacts, consents, behaviours, notes = mix()
+    # One clock for everything the demo does: the commands of step 1 stamp their records with
+    # it, and the dialer of step 2 decides by it.
+    clock = demo_clock()
+    contacts, consents, behaviours, notes = mix(clock())
     files = {
         "advertiser.toml": ADVERTISER,
         "campaign.toml": CAMPAIGN_TOML,
@@ -198,9 +203,8 @@ async def run_demo(directory: Path | None = None, limit: float = 180.0) -> int:
     ]
     for argv in steps:
         say(f"$ gateway {' '.join(argv)}")
-        code = await asyncio.to_thread(cli, [*argv, "--config", str(config_file)])
+        code = await asyncio.to_thread(cli, [*argv, "--config", str(config_file)], clock=clock)
         say(f"  (exit status {code})")
-    clock = demo_clock()
     say(f"\n== 2. Dialing (simulated time {clock():%Y-%m-%d %H:%M} UTC, inside the French window)")
     decisions: dict[str, Decision] = {}
     records: dict[str, CallRecord] = {}

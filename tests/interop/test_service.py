@@ -12,9 +12,10 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from gateway.app import Clock, utc_now
 from gateway.cli import main
 from gateway.config import load
 from gateway.daemon import Gateway
@@ -48,7 +49,7 @@ def write_config(tmp: Path, callee: str, sip_port: int, grace: float = 2.0) -> P
     return config
 
 
-async def setup(config: Path, tmp: Path, *, start: bool) -> None:
+async def setup(config: Path, tmp: Path, *, start: bool, clock: Clock = utc_now) -> None:
     steps = [
         ["advertiser", "add", str(tmp / "adv.toml")],
         ["campaign", "add", str(tmp / "c.toml")],
@@ -58,7 +59,8 @@ async def setup(config: Path, tmp: Path, *, start: bool) -> None:
     if start:
         steps.append(["campaign", "start", "spring-offer"])
     for argv in steps:
-        assert await asyncio.to_thread(main, [*argv, "--config", str(config)]) == 0, argv
+        code = await asyncio.to_thread(main, [*argv, "--config", str(config)], clock=clock)
+        assert code == 0, argv
 
 
 async def test_service_dials_and_sigterm_grace_hangs_up_what_is_left(
@@ -68,24 +70,27 @@ async def test_service_dials_and_sigterm_grace_hangs_up_what_is_left(
     # when the service is told to stop; after the grace period it is hung up and recorded.
     callee = sipp_uas("uas_answer")
     config_path = write_config(tmp_path, callee.address, free_port())
-    await setup(config_path, tmp_path, start=True)
-    config = load(config_path)
+    # One clock, inside the French calling window, for the commands and the service alike.
     loop = asyncio.get_running_loop()
     origin = loop.time()
+
+    def clock() -> datetime:
+        return NOW + timedelta(seconds=loop.time() - origin)
+
+    await setup(config_path, tmp_path, start=True, clock=clock)
+    config = load(config_path)
     answered = asyncio.Event()
-    gateway = await Gateway.start(
-        config,
-        clock=lambda: NOW + timedelta(seconds=loop.time() - origin),
-        poll_interval=0.1,
-    )
-    assert gateway.dialer is not None
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if callee.received("ACK "):
-            answered.set()
-            break
+    gateway = await Gateway.start(config, clock=clock, poll_interval=0.1)
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if callee.received("ACK "):
+                answered.set()
+                break
+    finally:
+        await gateway.stop(grace=0.5)  # whatever happened: the store and sockets are closed
     assert answered.is_set(), "the service never dialled"
-    await gateway.stop(grace=0.5)
+    assert gateway.dialer is not None
     (record,) = gateway.dialer.records
     assert record.number == NUMBERS[0] and record.answered_at is not None
     assert record.ended_by == "gateway" and record.bye_at is not None
