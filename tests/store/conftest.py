@@ -18,7 +18,10 @@ import pytest
 from gateway.store import Store, open_store
 from tests.consent.helpers import FR_ADVERTISER, FR_CAMPAIGN, MONDAY_11_PARIS
 
-PG_URL = os.environ.get("GATEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+#: GATEWAY_TEST_PG: host:port (database test, user postgres) or a whole postgresql:// URL;
+#: ``make test`` sets it to the server it found or started (tests/run.sh).
+_PG = os.environ.get("GATEWAY_TEST_PG", "127.0.0.1:5432")
+PG_URL = _PG if "://" in _PG else f"postgresql://postgres@{_PG}/test"
 KEY = b"test-deployment-key-0123456789"
 
 
