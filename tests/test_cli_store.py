@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,10 @@ GOOD = (
 )
 
 
+#: The clock of every command these tests run: Monday 30 November 2026, 11:00 in Paris.
+NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
 class Gateway:
     def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
         self.tmp, self.capsys = tmp, capsys
@@ -47,7 +52,7 @@ class Gateway:
 
     def __call__(self, *argv: object) -> tuple[int, str, str]:
         self.capsys.readouterr()
-        code = main([str(a) for a in argv] + ["--config", str(self.config)])
+        code = main([str(a) for a in argv] + ["--config", str(self.config)], clock=lambda: NOW)
         out = self.capsys.readouterr()
         return code, out.out, out.err
 

@@ -140,6 +140,15 @@ def test_value_that_cannot_work_is_named(line: str, message: str) -> None:
     assert str(info.value).startswith(f"gw.toml: {message}")
 
 
+@pytest.mark.parametrize("value", [0, 10, 1001])
+def test_a_catch_up_out_of_range_is_named(value: int) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads(MINIMAL + f"[media]\nsend_catch_up_ms = {value}\n", source="gw.toml")
+    assert str(info.value) == (
+        f"gw.toml: media.send_catch_up_ms must be from 20 to 1000, not {value}"
+    )
+
+
 def test_session_timer_can_be_turned_off() -> None:
     config = loads(MINIMAL.replace("[sip]\n", "[sip]\nsession_expires = 0\n"))
     assert config.sip.session_expires == 0

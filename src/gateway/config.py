@@ -120,6 +120,10 @@ class MediaConfig:
     latch: bool = True
     #: Slots the 20 ms send period is cut into, shared out among calls (smaller send bursts).
     send_phases: int = 20
+    #: After a late wake-up of the send clock, the frames missed in the last this many
+    #: milliseconds are sent at once (the far end's jitter buffer absorbs them); older ones are
+    #: skipped. 20: never more than one packet at a time, every late frame skipped.
+    send_catch_up_ms: int = 100
     #: Listen for DTMF tones in the audio too, besides RFC 4733 events and SIP INFO.
     inband_dtmf: bool = True
     #: Loudness prompts are normalised to, dBFS (gated mean power; a full-scale sine is -3).
@@ -221,6 +225,12 @@ def _check_values(config: Config, source: str) -> None:
             "must be 0 or at least sip.min_se (RFC 4028)",
         ),
         (sip.idle_timeout > 0, "sip.idle_timeout", sip.idle_timeout, "must be more than 0"),
+        (
+            20 <= media.send_catch_up_ms <= 1000,
+            "media.send_catch_up_ms",
+            media.send_catch_up_ms,
+            "must be from 20 to 1000",
+        ),
         (sip.stranger_rate >= 0, "sip.stranger_rate", sip.stranger_rate, "must not be negative"),
         (
             0 < media.rtp_port_min <= media.rtp_port_max <= 65535,

@@ -81,6 +81,7 @@ class Gateway:
             latch=m.latch,
             inband=m.inband_dtmf,
             phases=m.send_phases,
+            catch_up=max(1, m.send_catch_up_ms // 20),
         )
         temp = None
         work = config.run.work_dir

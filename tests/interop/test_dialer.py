@@ -101,9 +101,11 @@ async def seed(
 
 
 def loop_clock(start: datetime = NOW, origin: float | None = None) -> Callable[[], datetime]:
-    """Wall time for consent and scheduling that runs with the real clock from ``start``."""
-    t0 = time.time() if origin is None else origin
-    return lambda: start + timedelta(seconds=time.time() - t0)
+    """Wall time for consent and scheduling that starts at ``start`` and runs at the pace of the
+    monotonic clock from ``origin`` (``time.monotonic()``, the same in every process of this
+    machine, so a child process can share it), never reading the real date."""
+    t0 = time.monotonic() if origin is None else origin
+    return lambda: start + timedelta(seconds=time.monotonic() - t0)
 
 
 @asynccontextmanager
@@ -488,25 +490,27 @@ async def test_sigkill_mid_campaign_then_restart_loses_no_opposition_and_exceeds
     campaign = campaign_toml("k", cps=4, concurrent=4, attempts=2, retry_after=0.5)
     await seed(store, {"k": campaign}, {"k": nums}, nums)
     await store.close()
-    origin = time.time()
+    origin = time.monotonic()
     url = f"sqlite:///{tmp_path}/gw.db"
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.interop.test_dialer", url, callee.address, str(origin),
-        str(tmp_path), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=(tmp_path / "child.log").open("wb"),
-    )  # fmt: skip
+    with (tmp_path / "child.log").open("wb") as child_log:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.interop.test_dialer", url, callee.address, str(origin),
+            str(tmp_path), cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=child_log,
+        )  # fmt: skip
     assert child.stdout is not None
     opted_out, in_flight = 0, set[str]()
-    while opted_out < 2 or not in_flight:  # kill with opt-outs written and calls under way
-        line = (await asyncio.wait_for(child.stdout.readline(), 30)).decode().split()
-        assert line, (tmp_path / "child.log").read_text()[-3000:]
-        if line[0] == "ALLOW":
-            in_flight.add(line[1])
-        elif line[0] == "RECORD":
-            in_flight.discard(line[1])
-            opted_out += line[2] == "opted_out"
-    child.send_signal(signal.SIGKILL)
-    await child.wait()
+    try:
+        while opted_out < 2 or not in_flight:  # kill with opt-outs written and calls under way
+            line = (await asyncio.wait_for(child.stdout.readline(), 30)).decode().split()
+            assert line, (tmp_path / "child.log").read_text()[-3000:]
+            if line[0] == "ALLOW":
+                in_flight.add(line[1])
+            elif line[0] == "RECORD":
+                in_flight.discard(line[1])
+                opted_out += line[2] == "opted_out"
+    finally:  # the kill under test, or the clean-up of a failure: no child outlives the test
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
     before = _oppositions(tmp_path)
     assert len(before) >= 2
 

@@ -109,13 +109,15 @@ async def make_world(tmp: Path, profile: str) -> World:
     for name, text in (("adv.toml", ADVERTISER), ("c.toml", CAMPAIGN.format(profile=profile))):
         (tmp / name).write_text(text, encoding="utf-8")
     (tmp / "r.csv").write_text(RECORDS, encoding="utf-8")
-    # The commands a campaign manager runs (each runs its own event loop: in a thread here).
+    # The commands a campaign manager runs (each runs its own event loop: in a thread here), on
+    # the clock the calls are placed by.
     for argv in (
         ["advertiser", "add", str(tmp / "adv.toml")],
         ["campaign", "add", str(tmp / "c.toml")],
         ["consent", "import", str(tmp / "r.csv")],
     ):
-        assert await asyncio.to_thread(main, [*argv, "--config", str(config)]) == 0
+        code = await asyncio.to_thread(main, [*argv, "--config", str(config)], clock=lambda: NOW)
+        assert code == 0, argv
     store = await open_store(url, KEY)
     campaign = load_campaign(CAMPAIGN.format(profile=profile))
     advertiser = load_advertiser(ADVERTISER)

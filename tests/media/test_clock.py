@@ -1,4 +1,4 @@
-"""The shared send clock with a fake clock: absolute deadlines, no drift, no bursts."""
+"""The shared send clock with a fake clock: absolute deadlines, no drift, bounded bursts."""
 
 from __future__ import annotations
 
@@ -30,16 +30,38 @@ def test_no_drift_over_an_hour_of_simulated_time_with_jittery_wake_ups() -> None
     assert deadline == pytest.approx(origin + (first + frames) * PTIME, abs=1e-9)
 
 
-def test_a_late_wake_up_sends_one_frame_per_stream_and_skips_the_missed_ones() -> None:
-    pacer: Pacer[str] = Pacer(0.0)
+def test_a_late_wake_up_sends_the_missed_frames_at_once_so_the_audio_is_whole() -> None:
+    pacer: Pacer[str] = Pacer(0.0)  # catch_up=5: up to 100 ms of frames at once
     assert pacer.add("a", now=0.0) == pacer.add("b", now=0.001) == 1
     assert pacer.wake(0.02) == [("a", 0), ("b", 0)]
-    # The process stalls for 75 ms: frames 1, 2, 3 and 4 are due; only 4 is sent.
-    assert pacer.wake(0.1 + 0.015) == [("a", 4), ("b", 4)]
-    assert pacer.frames_skipped == 2 * 3
+    # The process stalls for 75 ms: frames 1, 2, 3 and 4 are due; all four go, in order.
+    assert pacer.wake(0.1 + 0.015) == [(k, n) for k in "ab" for n in (1, 2, 3, 4)]
+    assert pacer.frames_skipped == 0
     # The schedule resumes on the absolute grid, not 20 ms after the late wake-up.
     assert pacer.next_deadline() == pytest.approx(0.12)
     assert pacer.wake(0.12) == [("a", 5), ("b", 5)]
+
+
+def test_after_a_stall_longer_than_catch_up_the_oldest_frames_are_skipped() -> None:
+    pacer: Pacer[str] = Pacer(0.0, catch_up=5)
+    pacer.add("a", now=0.0)
+    assert pacer.wake(0.02) == [("a", 0)]
+    # 300 ms without a wake-up: frames 1 to 15 are due; the far end gave up on the old ones,
+    # so the latest five go (a gap of 10 frames, a burst of 5 packets and no more).
+    assert pacer.wake(0.32) == [("a", n) for n in range(11, 16)]
+    assert pacer.frames_skipped == 10
+    assert pacer.wake(0.34) == [("a", 16)]
+
+
+def test_with_catch_up_1_a_late_wake_up_sends_only_the_frame_due() -> None:
+    pacer: Pacer[str] = Pacer(0.0, catch_up=1)
+    pacer.add("a", now=0.0)
+    pacer.add("b", now=0.0)
+    assert pacer.wake(0.02) == [("a", 0), ("b", 0)]
+    assert pacer.wake(0.1 + 0.015) == [("a", 4), ("b", 4)]
+    assert pacer.frames_skipped == 2 * 3
+    with pytest.raises(ValueError, match="at least the frame due"):
+        Pacer(0.0, catch_up=0)
 
 
 def test_an_early_or_repeated_wake_up_sends_nothing() -> None:
@@ -97,14 +119,19 @@ def test_phases_spread_streams_over_the_period_each_on_its_own_20_ms_grid() -> N
         assert t0 == pytest.approx(0.002 * firsts[key])
 
 
-def test_with_phases_a_late_wake_up_still_sends_at_most_one_frame_per_stream() -> None:
+def test_with_phases_a_late_wake_up_sends_each_stream_its_missed_frames_in_order() -> None:
     pacer: Pacer[int] = Pacer(0.0, phases=4)
     for i in range(8):
         pacer.add(i, now=0.0)
     assert {k for k, _ in pacer.wake(0.02)} == set(range(8))  # first frames all due by 20 ms
     due = pacer.wake(0.02 + 0.047)  # 47 ms late: two or three slots per phase passed
-    assert sorted(k for k, _ in due) == list(range(8))
-    frames = dict(due)
-    assert all(frames[k] == (pacer.slot_at(0.067) - pacer.first_slot(k)) // 4 for k in frames)
-    assert pacer.frames_skipped == sum(frames.values()) - 8
+    by_stream: dict[int, list[int]] = {}
+    for key, frame in due:
+        by_stream.setdefault(key, []).append(frame)
+    assert sorted(by_stream) == list(range(8))
+    for key, frames in by_stream.items():
+        # every frame after frame 0 up to the latest due, none skipped, none twice
+        latest = (pacer.slot_at(0.067) - pacer.first_slot(key)) // 4
+        assert frames == list(range(1, latest + 1))
+    assert pacer.frames_skipped == 0
     assert pacer.wake(0.0671) == []

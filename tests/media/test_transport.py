@@ -320,9 +320,14 @@ class FakeLoop:
         return FakeTransport(port, self.sent[port], self), factory()
 
 
-@pytest.mark.parametrize(("phases", "seconds"), [(1, 3600.0), (10, 120.0)])
-def test_engine_clock_on_a_fake_loop_no_drift_and_no_bursts(phases: int, seconds: float) -> None:
-    """An hour of simulated time with one slot per period; two minutes with ten."""
+@pytest.mark.parametrize(
+    ("phases", "seconds", "catch_up"), [(1, 3600.0, 5), (10, 120.0, 5), (1, 600.0, 1)]
+)
+def test_engine_clock_on_a_fake_loop_no_drift_and_no_bursts(
+    phases: int, seconds: float, catch_up: int
+) -> None:
+    """An hour of simulated time with one slot per period; two minutes with ten; ten minutes
+    with every late frame skipped (``catch_up=1``)."""
     loop = FakeLoop(now=5000.0)
     rng = random.Random(6)
 
@@ -335,6 +340,7 @@ def test_engine_clock_on_a_fake_loop_no_drift_and_no_bursts(phases: int, seconds
             loop=loop,  # type: ignore[arg-type]
             inband=False,
             phases=phases,
+            catch_up=catch_up,
         )
         a = await engine.open_stream()
         b = await engine.open_stream()
@@ -356,18 +362,24 @@ def test_engine_clock_on_a_fake_loop_no_drift_and_no_bursts(phases: int, seconds
         assert b.session.origin - a.session.origin == pytest.approx(0.02 / phases)
     stalls = 0
     wakes = 0
+    after_stall: dict[int, set[int]] = {port: set() for port in loop.sent}
     while loop.timers and loop.timers[0][0] < end:
         when, _, callback = heapq.heappop(loop.timers)
         wakes += 1
         lateness = rng.uniform(0.0, 0.012 / phases)
-        if wakes % 5000 == 0:  # now and then the process stalls for 70 ms
+        stall = wakes % 5000 == 0  # now and then the process stalls for 70 ms
+        if stall:
             lateness = 0.07
             stalls += 1
         loop.now = when + lateness
         before = {port: len(sent) for port, sent in loop.sent.items()}
         callback()
-        # One frame per stream per wake-up, never a burst.
-        assert all(len(sent) - before[port] <= 1 for port, sent in loop.sent.items())
+        for port, sent in loop.sent.items():
+            # One frame per stream per wake-up on time; after a stall, the missed frames at
+            # once, never more than catch_up.
+            assert len(sent) - before[port] <= (catch_up if stall else 1)
+            if stall:
+                after_stall[port].update(range(before[port], len(sent)))
     assert stalls > 0
     for stream in (a, b):
         sent = loop.sent[stream.local_port]
@@ -375,21 +387,26 @@ def test_engine_clock_on_a_fake_loop_no_drift_and_no_bursts(phases: int, seconds
         sender = stream.session.sender
         origin = stream.session.origin
         frames = []
-        for (at, _), packet in zip(sent, packets, strict=True):
+        on_time = 0.0121 if phases == 1 else 0.0201
+        for i, ((at, _), packet) in enumerate(zip(sent, packets, strict=True)):
             # The timestamp is the frame's place on the stream's absolute 20 ms grid: each
             # packet leaves within a wake-up's lateness of that place, after an hour as after a
-            # second (no drift); after a stall, the frame sent is the latest one due.
+            # second (no drift); after a stall, the frames missed leave at the stall's end.
             frame = round(((packet.timestamp - sender.timestamp0) & 0xFFFFFFFF) / 160)
             frames.append(frame)
-            assert -1e-9 <= at - (origin + frame * 0.02) <= (0.0121 if phases == 1 else 0.0201)
+            late = 0.07 + 0.02 * catch_up if i in after_stall[stream.local_port] else on_time
+            assert -1e-9 <= at - (origin + frame * 0.02) <= late
         seqs = [p.sequence_number for p in packets]
         assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
         # Every frame of the period was sent or counted as skipped, none twice.
         assert frames == sorted(set(frames))
         assert len(packets) + stream.stats.frames_skipped == frames[-1] + 1
-        if phases == 1:  # 70 ms late: 3 frames skipped, one sent
-            assert len(packets) == 180_000 - 3 * stalls
+        if catch_up == 1 and phases == 1:  # 70 ms late: 3 frames skipped, one sent
+            assert len(packets) == 30_000 - 3 * stalls
             assert stream.stats.frames_skipped == 3 * stalls
+        elif catch_up == 5:  # the 3 frames missed go with the one due: the audio is whole
+            assert frames == list(range(len(frames)))
+            assert stream.stats.frames_skipped == 0
     assert loop.timers[0][0] == pytest.approx(end, abs=0.02)
 
 

@@ -9,10 +9,15 @@ one: one timer still serves every stream, but each wake-up sends only the frames
 so a thousand streams are not all sent in one burst, 20 ms apart, with the last packet of the
 burst late by the time it took to send the others.
 
-On a wake-up at ``now`` each stream whose slot came round gets the frame of its latest deadline
-passed, and only that one: when the process wakes late by more than a period, the frames it
-missed are skipped, not sent in a burst, so a late wake-up costs each stream a gap and never a
-burst of more than one frame (the RTP timestamp still advances by the frames skipped, RFC 3550
+On a wake-up at ``now`` each stream whose slot came round gets the frames whose deadlines passed
+since it was last served. On time that is one frame. When the process wakes late (a busy host,
+a pause of the collector), the frames it missed are sent at once, oldest first, up to
+``catch_up`` of them: what is played is a recording, not live sound, and every frame dropped is
+a hole in the announcement the callee hears (the identity, the opt-out instruction), while
+frames that arrive late together are absorbed by the far end's jitter buffer, their RTP
+timestamps telling it when each was due. Beyond ``catch_up`` frames the far end has given them
+up anyway: the older ones are skipped, so a long stall costs a gap and never a burst of more
+than ``catch_up`` packets (the RTP timestamp still advances by the frames skipped, RFC 3550
 section 5.1: the timestamp "reflects the sampling instant", so the far end's playout stays in
 time).
 """
@@ -33,12 +38,18 @@ class Pacer(Generic[K]):
     """Which stream sends which frame at each wake-up, for streams keyed by ``K``.
 
     Times are counted in slots of ``ptime / phases`` from ``origin``; stream ``key`` sends at
-    the slots congruent to its phase.
+    the slots congruent to its phase. After a late wake-up each stream sends at most
+    ``catch_up`` frames at once (1: never more than one, the missed ones skipped).
     """
 
-    def __init__(self, origin: float, ptime: float = PTIME, phases: int = 1) -> None:
+    def __init__(
+        self, origin: float, ptime: float = PTIME, phases: int = 1, catch_up: int = 5
+    ) -> None:
         if phases < 1:
             raise ValueError("a period has at least one phase")
+        if catch_up < 1:
+            raise ValueError("a wake-up sends at least the frame due")
+        self.catch_up = catch_up
         self.origin = origin
         self.ptime = ptime
         self.phases = phases
@@ -47,7 +58,7 @@ class Pacer(Generic[K]):
         self._by_phase: list[dict[K, int]] = [{} for _ in range(phases)]
         self._earliest: dict[int, int] = {}  # phase -> its streams' earliest frame-0 slot
         self._last_slot = -1
-        #: Frames that came and went without a wake-up, summed over streams.
+        #: Frames more than ``catch_up`` behind at a wake-up, never sent, summed over streams.
         self.frames_skipped = 0
 
     def __len__(self) -> int:
@@ -97,7 +108,8 @@ class Pacer(Generic[K]):
         return self._first[key]
 
     def wake(self, now: float) -> list[tuple[K, int]]:
-        """For each stream due at ``now``, the frame number it sends now (at most one).
+        """(stream, frame number) of each frame to send now: for each stream due, the frames
+        whose deadlines passed since its last wake-up, oldest first, at most ``catch_up``.
 
         A slot is served once: a second wake-up before the next deadline returns nothing.
         """
@@ -107,17 +119,21 @@ class Pacer(Generic[K]):
             return []
         self._last_slot = current
         due: list[tuple[K, int]] = []
-        phases = self.phases
+        phases, catch_up = self.phases, self.catch_up
         # Only the phases whose slot came round since the last wake-up have frames due.
         for offset in range(min(current - last, phases)):
             slot = current - offset
             for key, first in self._by_phase[slot % phases].items():
                 if first <= slot:
                     frame = (slot - first) // phases
-                    due.append((key, frame))
-                    # the frames whose slots fell between the last wake-up and this one
+                    # the last frame sent: its slot was at or before the last wake-up
                     served = (last - first) // phases if last >= first else -1
-                    self.frames_skipped += frame - served - 1
+                    if frame == served + 1:  # on time: the common case, one frame
+                        due.append((key, frame))
+                        continue
+                    oldest = max(served + 1, frame - catch_up + 1)
+                    self.frames_skipped += oldest - served - 1
+                    due.extend((key, n) for n in range(oldest, frame + 1))
         return due
 
     def next_deadline(self) -> float | None:

@@ -194,6 +194,8 @@ class MediaEngine:
     come from (NAT). ``rng`` draws SSRCs, first sequence numbers and timestamps, and RTCP
     intervals. ``inband`` turns the in-band DTMF detector on. ``phases`` cuts the 20 ms
     period into slots that streams share out, so each wake-up sends a fraction of the packets.
+    ``catch_up`` is how many frames a stream sends at once after a late wake-up (the missed
+    ones, oldest first; older ones are skipped).
 
     The in-band detector runs once a period, on the 100 ms blocks of audio completed since: the
     streams' blocks complete at different times, so each run takes a share of them.
@@ -211,6 +213,7 @@ class MediaEngine:
         inband: bool = True,
         cname: str | None = None,
         phases: int = 20,
+        catch_up: int = 5,
     ) -> None:
         if port_min and (port_min > port_max or port_max > 65535 or port_min < 1024):
             raise ValueError(f"RTP port range {port_min}-{port_max} is not usable")
@@ -222,7 +225,7 @@ class MediaEngine:
         self.latch = latch
         self.cname = cname or f"gateway@{host}"
         self.bank = ToneBank() if inband else None
-        self._pacer: Pacer[RtpStream] = Pacer(self.loop.time(), phases=phases)
+        self._pacer: Pacer[RtpStream] = Pacer(self.loop.time(), phases=phases, catch_up=catch_up)
         self._streams: dict[RtpStream, None] = {}
         self._ports: set[int] = set()
         self._timer: asyncio.TimerHandle | None = None
