@@ -18,8 +18,8 @@ from pathlib import Path
 
 from gateway.calls.plan import PromptSettings, announcement_problems, prepare_plan
 from gateway.campaign.model import Advertiser, Campaign
-from gateway.cli_common import UserError, add_config_option
-from gateway.cli_store import GROUPS, _open, _run
+from gateway.cli_common import UserError, add_config_option, opened_store
+from gateway.cli_store import GROUPS, _run
 from gateway.config import Config
 from gateway.consent.policy import check_campaign
 from gateway.consent.zones import to_e164
@@ -90,14 +90,12 @@ def _contacts_import(args: argparse.Namespace) -> int:
     good, bad = read_contacts(args.file)
 
     async def run() -> int:
-        _, store = await _open(args)
-        try:
-            await _campaign_or_fail(store, args.campaign)
-            new = await store.add_contacts(args.campaign, good, args.clock())
-        except StoreError as exc:
-            raise UserError(f"{args.file}: {exc}; nothing was imported") from exc
-        finally:
-            await store.close()
+        async with opened_store(args) as (_, store):
+            try:
+                await _campaign_or_fail(store, args.campaign)
+                new = await store.add_contacts(args.campaign, good, args.clock())
+            except StoreError as exc:
+                raise UserError(f"{args.file}: {exc}; nothing was imported") from exc
         for line, reason in bad:
             print(f"{args.file}:{line}: refused: {reason}", file=sys.stderr)
         unique = len(set(good))
@@ -110,8 +108,7 @@ def _contacts_import(args: argparse.Namespace) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     async def run() -> int:
-        config, store = await _open(args)
-        try:
+        async with opened_store(args) as (config, store):
             campaign = await store.get_campaign(args.name)
             if campaign is None:
                 raise UserError(f"no campaign {args.name!r} in the store")
@@ -124,8 +121,6 @@ def _start(args: argparse.Namespace) -> int:
                 return 1
             await store.set_run_state(args.name, "active", args.clock())
             status = await store.campaign_status(args.name)
-        finally:
-            await store.close()
         print(f"campaign {args.name} active: {status.states.get('pending', 0)} contacts pending")
         return 0
 
@@ -152,12 +147,9 @@ def _announcement(config: Config, campaign: Campaign, advertiser: Advertiser) ->
 
 def _pause(args: argparse.Namespace) -> int:
     async def run() -> int:
-        _, store = await _open(args)
-        try:
+        async with opened_store(args) as (_, store):
             await _campaign_or_fail(store, args.name)
             await store.set_run_state(args.name, "paused", args.clock())
-        finally:
-            await store.close()
         print(f"campaign {args.name} paused: no new calls (calls in progress finish)")
         return 0
 
@@ -166,12 +158,9 @@ def _pause(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     async def run() -> int:
-        _, store = await _open(args)
-        try:
+        async with opened_store(args) as (_, store):
             await _campaign_or_fail(store, args.name)
             s = await store.campaign_status(args.name)
-        finally:
-            await store.close()
         due = s.next_due.isoformat() if s.next_due else None
         if args.json:
             doc = {

@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from gateway import app
 from gateway.calls.outbound import RECORD_FIELDS
 from gateway.campaign.model import (
     Campaign,
@@ -38,8 +37,7 @@ from gateway.campaign.model import (
     load_campaign,
     parse_campaign,
 )
-from gateway.cli_common import UserError, add_config_option
-from gateway.config import Config, load
+from gateway.cli_common import UserError, add_config_option, opened_store
 from gateway.consent.evidence import FIELDS, RecordRow, record_to_json, validate_rows
 from gateway.consent.model import ADVERTISER_WIDE, Decision
 from gateway.consent.policy import PolicySettings, check_campaign, decide
@@ -106,11 +104,6 @@ def _command(
     return p
 
 
-async def _open(args: argparse.Namespace) -> tuple[Config, Store]:
-    config = load(args.config)
-    return config, await app.open_configured_store(config)
-
-
 def _run(coro: object) -> int:
     result: int = asyncio.run(coro)  # type: ignore[arg-type]
     return result
@@ -131,11 +124,8 @@ def _advertiser_add(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
 
     async def run() -> int:
-        _, store = await _open(args)
-        try:
+        async with opened_store(args) as (_, store):
             version = await store.put_advertiser(adv, args.clock())
-        finally:
-            await store.close()
         print(f"advertiser {adv.id} stored (version {version})")
         return 0
 
@@ -165,15 +155,12 @@ def _campaign_add(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
 
     async def run() -> int:
-        _, store = await _open(args)
-        try:
+        async with opened_store(args) as (_, store):
             adv = await store.get_advertiser(campaign.advertiser)
             problems = check_campaign(campaign, adv)
             if problems:
                 raise UserError(f"{args.file}: " + "; ".join(problems))
             version = await store.put_campaign(campaign, args.clock())
-        finally:
-            await store.close()
         print(f"campaign {campaign.name} stored (version {version})")
         return 0
 
@@ -228,7 +215,10 @@ def _consent_import(args: argparse.Namespace) -> int:
     jobs = max(1, args.jobs)
 
     async def run() -> int:
-        _, store = await _open(args)
+        async with opened_store(args) as (_, store):
+            return await import_into(store)
+
+    async def import_into(store: Store) -> int:
         counts = {"accepted": 0, "new": 0, "refused": 0}
         started = last = time.monotonic()
         rows: list[RecordRow] = []
@@ -286,10 +276,8 @@ def _consent_import(args: argparse.Namespace) -> int:
                 "were stored before it; fix the file and import it again"
             ) from exc
         finally:
-            raw.close()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-            await store.close()
         elapsed = time.monotonic() - started
         accepted, new, refused = counts["accepted"], counts["new"], counts["refused"]
         _progress(1.0, accepted + refused, elapsed)
@@ -298,7 +286,8 @@ def _consent_import(args: argparse.Namespace) -> int:
               f"{refused} refused, in {elapsed:.1f} s")  # fmt: skip
         return 1 if refused else 0
 
-    return _run(run())
+    with raw:  # closed whatever happens, like the store
+        return _run(run())
 
 
 def _progress(fraction: float, done: int, elapsed: float) -> None:
@@ -322,11 +311,8 @@ def _oppose(args: argparse.Namespace) -> int:
     scope = ADVERTISER_WIDE if args.all else args.advertiser
 
     async def run() -> int:
-        _, store = await _open(args)
-        try:
+        async with opened_store(args) as (_, store):
             await store.add_opposition(number, scope, args.source, args.clock())
-        finally:
-            await store.close()
         who = "every advertiser" if args.all else f"advertiser {scope}"
         print(f"opposition recorded for {number} ({who})")
         return 0
@@ -346,13 +332,11 @@ def _check(args: argparse.Namespace) -> int:
             raise UserError("--at needs a time zone offset, e.g. 2026-11-30T10:00:00+01:00")
 
     async def run() -> int:
-        config, store = await _open(args)
-        try:
-            inputs = await store.gather(args.campaign, number, now)
-        except StoreError as exc:
-            raise UserError(str(exc)) from exc
-        finally:
-            await store.close()
+        async with opened_store(args) as (config, store):
+            try:
+                inputs = await store.gather(args.campaign, number, now)
+            except StoreError as exc:
+                raise UserError(str(exc)) from exc
         d = decide(inputs, now, PolicySettings(consent_max_age=config.consent.consent_max_age))
         _print_decision(d, as_json=args.json)
         return 0 if d.allowed else 1
@@ -373,11 +357,8 @@ def _print_decision(d: Decision, *, as_json: bool) -> None:
 # -- audit and exports -------------------------------------------------------------------------
 def _audit_verify(args: argparse.Namespace) -> int:
     async def run() -> int:
-        _, store = await _open(args)
-        try:
+        async with opened_store(args) as (_, store):
             problems = await store.verify_audit()
-        finally:
-            await store.close()
         for p in problems:
             print(p)
         if not problems:
@@ -406,14 +387,11 @@ def _export_csv(
     """Stream ``rows`` of the store to stdout as CSV with ``columns`` (empty for None)."""
 
     async def run() -> int:
-        _, store = await _open(args)
-        out = csv.writer(sys.stdout, lineterminator="\n")
-        out.writerow(columns)
-        try:
+        async with opened_store(args) as (_, store):
+            out = csv.writer(sys.stdout, lineterminator="\n")
+            out.writerow(columns)
             async for row in rows(store):
                 out.writerow(["" if row.get(c) is None else row[c] for c in columns])
-        finally:
-            await store.close()
         return 0
 
     return _run(run())
@@ -423,8 +401,7 @@ def _export_evidence(args: argparse.Namespace) -> int:
     number = _number(args.number)
 
     async def run() -> int:
-        _, store = await _open(args)
-        try:
+        async with opened_store(args) as (_, store):
             records = await store.records_for(number)
             oppositions = await store.oppositions_for(number)
             attempts = await store.attempts_for(number)
@@ -446,8 +423,6 @@ def _export_evidence(args: argparse.Namespace) -> int:
                     for o in oppositions
                 ],
             }
-        finally:
-            await store.close()
         print(json.dumps(doc, ensure_ascii=False, indent=2))
         return 0
 

@@ -11,6 +11,7 @@ Without an opposition key (``[consent]``) no store can be opened: the user agent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
@@ -67,65 +68,84 @@ class Gateway:
     ) -> Gateway:
         rng = rng or random.SystemRandom()
         loop = asyncio.get_running_loop()
-        endpoint = app.build_endpoint(config, rng)
-        service = CallService(endpoint)
-        transport = await app.start_sip(config, endpoint, service.on_event)
-        service.attach(transport)
-        m = config.media
-        host = m.address or parse_listen(config.sip.listen[0]).host
-        media = MediaEngine(
-            host=host,
-            port_min=m.rtp_port_min,
-            port_max=m.rtp_port_max,
-            rng=rng,
-            latch=m.latch,
-            inband=m.inband_dtmf,
-            phases=m.send_phases,
-            catch_up=max(1, m.send_catch_up_ms // 20),
-        )
-        temp = None
-        work = config.run.work_dir
-        if not work:
-            temp = tempfile.TemporaryDirectory(prefix="gateway-")
-            work = temp.name
-        await asyncio.to_thread(Path(work).mkdir, parents=True, exist_ok=True)
-        prompts = PromptSettings(
-            work_dir=Path(work),
-            base_dir=Path(config.run.campaign_dir or "."),
-            loudness_dbfs=m.prompt_loudness_dbfs,
-            peak_dbfs=m.prompt_peak_dbfs,
-            max_seconds=m.prompt_max_seconds,
-            max_bytes=m.prompt_max_bytes,
-            cache_dir=Path(m.prompt_cache_dir) if m.prompt_cache_dir else None,
-        )
-        store = await _open_store(config)
-        gateway = cls(config, service, transport, media, store, None, None, prompts, clock, temp)
-        endpoint.start_keepalives(loop.time())
-        transport.pump()
-        if store is None:
-            return gateway
-        ctx = CallContext(
-            service, media, store, clock, host, telephone_event_pt=m.telephone_event_payload_type
-        )
-        gateway.line = OptoutLine(
-            service, media, store, await gateway._lines(), clock=clock, media_address=host
-        )
-        gateway.line.attach()
-        trunks = {
-            name: TrunkLimits(t.calls_per_second or None, t.max_concurrent or None)
-            for name, t in config.trunks.items()
-        }
-        gateway.dialer = Dialer(
-            ctx,
-            lambda campaign, advertiser: prepare_plan(campaign, advertiser, prompts),
-            trunks=trunks,
-            budget=config.consent.decision_budget_ms / 1000,
-            poll_interval=poll_interval,
-            on_decision=on_decision,
-            on_record=on_record,
-        )
-        recovery = await gateway.dialer.start()
-        log.info("dialer started; after the last run: %s", recovery)
+        # What is started is closed again, in reverse order, if a later step fails (a bad
+        # store URL, a recovery error): no socket, folder or store outlives a failed start.
+        async with contextlib.AsyncExitStack() as undo:
+            endpoint = app.build_endpoint(config, rng)
+            service = CallService(endpoint)
+            transport = await app.start_sip(config, endpoint, service.on_event)
+            undo.push_async_callback(transport.close)
+            service.attach(transport)
+            m = config.media
+            host = m.address or parse_listen(config.sip.listen[0]).host
+            media = MediaEngine(
+                host=host,
+                port_min=m.rtp_port_min,
+                port_max=m.rtp_port_max,
+                rng=rng,
+                latch=m.latch,
+                inband=m.inband_dtmf,
+                phases=m.send_phases,
+                catch_up=max(1, m.send_catch_up_ms // 20),
+            )
+            undo.push_async_callback(media.close)
+            temp = None
+            work = config.run.work_dir
+            if not work:
+                temp = tempfile.TemporaryDirectory(prefix="gateway-")
+                undo.callback(temp.cleanup)
+                work = temp.name
+            await asyncio.to_thread(Path(work).mkdir, parents=True, exist_ok=True)
+            prompts = PromptSettings(
+                work_dir=Path(work),
+                base_dir=Path(config.run.campaign_dir or "."),
+                loudness_dbfs=m.prompt_loudness_dbfs,
+                peak_dbfs=m.prompt_peak_dbfs,
+                max_seconds=m.prompt_max_seconds,
+                max_bytes=m.prompt_max_bytes,
+                cache_dir=Path(m.prompt_cache_dir) if m.prompt_cache_dir else None,
+            )
+            store = await _open_store(config)
+            if store is not None:
+                undo.push_async_callback(store.close)
+            gateway = cls(
+                config, service, transport, media, store, None, None, prompts, clock, temp
+            )
+            endpoint.start_keepalives(loop.time())
+            transport.pump()
+            if store is not None:
+                ctx = CallContext(
+                    service,
+                    media,
+                    store,
+                    clock,
+                    host,
+                    telephone_event_pt=m.telephone_event_payload_type,
+                )
+                line = OptoutLine(
+                    service, media, store, await gateway._lines(), clock=clock, media_address=host
+                )
+                line.attach()
+                gateway.line = line
+                undo.push_async_callback(line.close)
+                trunks = {
+                    name: TrunkLimits(t.calls_per_second or None, t.max_concurrent or None)
+                    for name, t in config.trunks.items()
+                }
+                dialer = Dialer(
+                    ctx,
+                    lambda campaign, advertiser: prepare_plan(campaign, advertiser, prompts),
+                    trunks=trunks,
+                    budget=config.consent.decision_budget_ms / 1000,
+                    poll_interval=poll_interval,
+                    on_decision=on_decision,
+                    on_record=on_record,
+                )
+                undo.push_async_callback(dialer.stop, 0.0)
+                recovery = await dialer.start()
+                gateway.dialer = dialer
+                log.info("dialer started; after the last run: %s", recovery)
+            undo.pop_all()  # started: from now on stop() closes them
         return gateway
 
     async def _lines(self) -> dict[str, Line]:
@@ -153,16 +173,18 @@ class Gateway:
     async def stop(self, grace: float | None = None) -> None:
         """Stop dialing, let calls end for ``grace`` seconds, hang up the rest, close all."""
         grace = self.config.run.shutdown_grace if grace is None else grace
-        if self.dialer is not None:
-            await self.dialer.stop(grace)
-        if self.line is not None:
-            await self.line.close()
-        await self.media.close()
-        await self.transport.close()
-        if self.store is not None:
-            await self.store.close()
-        if self._temp is not None:
-            self._temp.cleanup()
+        # In reverse order of start, and each one even if one before it failed.
+        async with contextlib.AsyncExitStack() as closing:
+            if self._temp is not None:
+                closing.callback(self._temp.cleanup)
+            if self.store is not None:
+                closing.push_async_callback(self.store.close)
+            closing.push_async_callback(self.transport.close)
+            closing.push_async_callback(self.media.close)
+            if self.line is not None:
+                closing.push_async_callback(self.line.close)
+            if self.dialer is not None:
+                closing.push_async_callback(self.dialer.stop, grace)
 
 
 async def _open_store(config: Config) -> Store | None:

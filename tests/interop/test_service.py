@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from gateway.app import Clock, utc_now
 from gateway.cli import main
-from gateway.config import load
+from gateway.config import load, loads
 from gateway.daemon import Gateway
 from gateway.store import open_store
 from tests.interop.conftest import SippUasFactory
@@ -145,3 +149,24 @@ def test_gateway_run_answers_the_optout_line_and_stops_on_sigterm(tmp_path: Path
             await store.close()
 
     assert asyncio.run(opposed())
+
+
+async def test_a_start_that_fails_partway_closes_what_it_had_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SIP socket, the media engine and the temporary folder are up when the store fails
+    # to open (its folder does not exist): all of them are closed again, and nothing is left
+    # running (the suite's fixture fails a test that leaves a thread or a process behind).
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    port = free_port()
+    config = loads(
+        f'[sip]\nlisten = ["udp:127.0.0.1:{port}"]\n'
+        '[trunks.callee]\nuri = "sip:127.0.0.1:9"\nkeepalive_interval = 0\n'
+        f'[store]\nurl = "sqlite:///{tmp_path}/missing/gw.db"\n'
+        f'[consent]\nopposition_key = "{KEY.decode()}"\n'
+    )
+    with pytest.raises(Exception, match="unable to open database file"):
+        await Gateway.start(config)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", port))  # the SIP port is free again
+    assert not any(p.name.startswith("gateway-") for p in os.scandir(tmp_path))  # folder gone

@@ -26,6 +26,8 @@ from gateway.sip.framing import StreamFramer
 __all__ = ["ListenSpec", "SipTransport", "parse_listen"]
 
 log = logging.getLogger(__name__)
+#: Seconds close() waits for its sockets to be released (a deadline, never for ever).
+CLOSE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,16 @@ class _Udp(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
         self.transport: asyncio.DatagramTransport | None = None
+        #: Done once the socket is closed (close() returns before it is).
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio's classes.
         self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         self.owner.received(data, Address("udp", str(addr[0]), int(addr[1])))
@@ -303,15 +311,20 @@ class SipTransport:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        closing = []
         for proto in self._udp.values():
             if proto.transport is not None:
                 proto.transport.close()
+                closing.append(proto.lost)
         for conn in list(self.connections.values()):
             if conn.transport is not None:
                 conn.transport.close()
         for server in self._servers:
             server.close()
             await server.wait_closed()
+        # The sockets are closed when the loop next runs: on return, the ports are free.
+        if closing:
+            await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
 
 
 def _is_address(host: str) -> bool:
