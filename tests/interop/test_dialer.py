@@ -296,9 +296,13 @@ async def test_a_callee_that_never_answers_is_cancelled_then_retried(
     store = await open_test_store(tmp_path)
     campaign = campaign_toml("c", attempts=2, retry_after=0.3, ring=1.0)
     await seed(store, {"c": campaign}, {"c": [number]}, [number])
-    async with dialing(store, callee.address, tmp_path) as dialer:
+    decisions: list[Decision] = []
+    async with dialing(store, callee.address, tmp_path, on_decision=decisions.append) as dialer:
         await asyncio.wait_for(dialer.wait_done("c"), 30)
-    assert [(r.outcome, r.sip_cause) for r in dialer.records] == [("no_answer", 487)] * 2
+    assert [(r.outcome, r.sip_cause) for r in dialer.records] == [("no_answer", 487)] * 2, (
+        [(d.verdict, d.rule, d.reason) for d in decisions],
+        await store.contacts("c"),
+    )
     assert len(callee.received("CANCEL ")) == 2  # our ring timeout, each time
     [contact] = await store.contacts("c")
     assert (contact.state, contact.attempts) == (ContactState.DONE, 2)
