@@ -6,12 +6,12 @@ SIPp in ``tests/interop/test_dialer.py``.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from gateway.calls.recovery import recover
 from gateway.campaign.model import load_campaign
-from gateway.campaign.scheduler import STORE_RETRY, ContactState
+from gateway.campaign.scheduler import STORE_RETRY, ContactState, Step
 from gateway.consent.model import Decision
 from gateway.store import Store, decide_and_reserve
 from tests.consent.helpers import FR_ADVERTISER, record
@@ -98,3 +98,40 @@ async def test_a_campaign_whose_audio_cannot_be_read_says_so_and_calls_nobody(
     [contact] = await db.contacts("c")
     assert contact.state is ContactState.PENDING and contact.attempts == 0
     await db.close()
+
+
+async def test_a_retry_written_while_the_dialer_looks_does_not_end_the_campaign(
+    tmp_path: Path,
+) -> None:
+    # A call of the campaign ends while the dialer checks whether anything is left: the dialer
+    # reads "nothing pending" (the contact is still "calling"), then the call's retry is
+    # written, then the dialer reads the contact states. The campaign is not over: that retry
+    # is due in a minute.
+    [number] = numbers(1)
+    db = await open_test_store(tmp_path)
+    await seed(db, {"c": campaign_toml("c", attempts=3, retry_after=60)}, {"c": [number]},
+               [number])  # fmt: skip
+    later = Step(ContactState.PENDING, "no_answer (487)", next_at=NOW + timedelta(seconds=60))
+    await db.settle_contact("c", number, later, NOW)  # not due: the dialer waits
+    real_next_due = db.next_due
+    armed, looked = asyncio.Event(), asyncio.Event()
+
+    async def next_due_as_the_call_ends(campaign: str) -> datetime | None:
+        due = await real_next_due(campaign)
+        if armed.is_set() and not looked.is_set():
+            await db.settle_contact("c", number, later, NOW)
+            looked.set()
+        return due
+
+    db.next_due = next_due_as_the_call_ends  # type: ignore[method-assign]
+    try:
+        async with dialing(db, NOBODY, tmp_path, clock=lambda: NOW) as dialer:
+            # The call in progress: the contact claimed (by the dialer of another node).
+            assert len(await db.claim_due("c", NOW + timedelta(seconds=61), 1, "other")) == 1
+            armed.set()
+            await asyncio.wait_for(looked.wait(), 10)
+        assert not dialer.runs["c"].done.is_set()
+        status = await db.campaign_status("c")
+        assert status.run_state == "active" and status.states == {"pending": 1}
+    finally:
+        await db.close()

@@ -307,7 +307,10 @@ class Dialer:
         due = await self.store.next_due(name)
         if due is None:
             status = await self.store.campaign_status(name)
-            if run.pace.active == 0 and not status.states.get("calling"):
+            # Decided on this one read, not the one before it: a call that ended in between
+            # may have written its retry (pending again), and then the campaign goes on.
+            states = status.states
+            if run.pace.active == 0 and not states.get("calling") and not states.get("pending"):
                 await self.store.set_run_state(name, "done", self.ctx.clock())
                 run.active, run.store_state = False, "done"
                 run.done.set()
