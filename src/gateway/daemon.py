@@ -36,9 +36,6 @@ __all__ = ["Gateway", "run"]
 
 log = logging.getLogger("gateway")
 
-Clock = app.Clock
-utc_now = app.utc_now
-
 
 @dataclass
 class Gateway:
@@ -52,7 +49,7 @@ class Gateway:
     dialer: Dialer | None
     line: OptoutLine | None
     prompts: PromptSettings
-    clock: Clock
+    clock: app.Clock
     _temp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     @classmethod
@@ -60,7 +57,7 @@ class Gateway:
         cls,
         config: Config,
         *,
-        clock: Clock = utc_now,
+        clock: app.Clock = app.utc_now,
         rng: random.Random | None = None,
         on_decision: Callable[[Decision], None] | None = None,
         on_record: Callable[[CallRecord], None] | None = None,
@@ -196,7 +193,9 @@ async def _open_store(config: Config) -> Store | None:
     return await app.open_configured_store(config, key)
 
 
-async def run(config: Config, stop: asyncio.Event | None = None, *, clock: Clock = utc_now) -> None:
+async def run(
+    config: Config, stop: asyncio.Event | None = None, *, clock: app.Clock = app.utc_now
+) -> None:
     """``gateway run``: the service until SIGTERM (or ``stop``)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
